@@ -1,0 +1,50 @@
+# Two commands on a fresh Debian/Ubuntu machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad \
+	chromium chromium-driver
+
+.PHONY: demo serve test test-fast lint bench system-deps venv migrate clean
+
+$(BIN)/argus: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(BIN)/argus
+
+venv: $(BIN)/argus
+
+demo: venv  ## run the server with two generated demo cameras on SQLite under ./data
+	$(BIN)/argus demo
+
+serve: venv
+	$(BIN)/argus serve
+
+migrate: venv
+	$(BIN)/argus migrate
+
+system-deps:  ## the real RTSP server (GStreamer) and headless Chromium the tests drive
+	@if command -v apt-get >/dev/null && ! dpkg -s gir1.2-gst-rtsp-server-1.0 chromium >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+
+test: system-deps venv  ## the whole suite (CI=true turns missing services into failures)
+	$(BIN)/ruff check app tests bench
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15
+
+test-fast: venv
+	$(BIN)/pytest -q -x -m "not slow and not browser"
+
+lint: venv
+	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
+
+bench: venv
+	$(BIN)/python bench/capacity.py && $(BIN)/python bench/inference.py && \
+	$(BIN)/python bench/alerts.py && $(BIN)/python bench/live.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

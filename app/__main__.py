@@ -1,0 +1,73 @@
+"""The `argus` command: serve, migrate, demo, apikey create."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from app.config import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="argus", description="Argus video analytics server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    demo = sub.add_parser("demo", help="run the server with two generated demo cameras")
+    demo.add_argument("--host")
+    demo.add_argument("--port", type=int)
+    sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    key = sub.add_parser("apikey", help="manage API keys")
+    key_sub = key.add_subparsers(dest="action", required=True)
+    create = key_sub.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", default="cli")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    if args.command == "migrate":
+        from app.migrate import upgrade
+
+        upgrade(settings.database_url)
+        print("database is at the latest revision")
+        return 0
+    if args.command == "apikey":
+        print(asyncio.run(_create_key(settings, args.name)))
+        return 0
+    if args.command == "demo":
+        from app.demo import prepare_demo
+
+        settings = asyncio.run(prepare_demo(settings))
+    return _serve(settings, args.host, args.port)
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = settings.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v})
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+    )
+    return 0
+
+
+async def _create_key(settings: Settings, name: str) -> str:
+    from app.auth.keys import create_key
+    from app.kit.db import create_engine, create_sessionmaker
+    from app.migrate import upgrade_async
+
+    if settings.is_sqlite:
+        await upgrade_async(settings.database_url)
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            return await create_key(session, name)
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

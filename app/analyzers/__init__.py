@@ -1,0 +1,1 @@
+"""Stage 3: frames and model outputs become observations and findings."""

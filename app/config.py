@@ -1,0 +1,79 @@
+"""Settings: every key of .env.example, read from ARGUS_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ARGUS_", env_file=".env", extra="ignore")
+
+    # Server
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    database_url: str = "sqlite+aiosqlite:///./data/argus.db"
+    data_dir: Path = Path("./data")
+    api_keys: str = ""  # comma-separated static keys, in addition to keys stored in the api_keys table
+    auto_migrate: bool = True  # upgrade an embedded SQLite schema at start (PostgreSQL never auto-migrates)
+
+    # Cameras and sources
+    reconnect_initial_delay: float = Field(1.0, gt=0)
+    reconnect_max_delay: float = Field(10.0, gt=0)
+    open_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(5.0, gt=0)
+    stale_frame_s: float = Field(5.0, gt=0)  # watchdog: no new frame for this long = reconnect
+    analysis_width: int = Field(320, ge=32)  # analysed frames are converted at this width, not full size
+
+    # Inference
+    models_dir: Path | None = None  # default DATA_DIR/models
+    batch_max_size: int = Field(16, ge=1)
+    batch_max_wait_ms: float = Field(4.0, ge=0)
+    analyzer_budget_ms: float = Field(150.0, gt=0)
+    trace_level: Literal["off", "minimal", "normal", "verbose"] = "off"
+
+    # Event logger
+    event_flush_size: int = Field(10, ge=1)
+    event_flush_interval_s: float = Field(1.0, gt=0)
+    event_buffer_max: int = Field(10_000, ge=10)
+
+    # Alerts and webhooks
+    dedup_window_s: float = Field(15.0, ge=0)
+    digest_interval_s: float = Field(60.0, gt=0)
+    webhook_timeout_s: float = Field(5.0, gt=0)
+    webhook_max_backoff_s: float = Field(600.0, gt=0)
+    webhook_dead_after_s: float = Field(86_400.0, gt=0)
+
+    # Live view
+    live_fps: float = Field(5.0, gt=0, le=30)
+    live_jpeg_quality: int = Field(80, ge=10, le=100)
+    live_max_width: int = Field(960, ge=64)
+
+    # VLM (optional; off when base_url is empty)
+    vlm_base_url: str = ""
+    vlm_model: str = "llava"
+    vlm_api_key: str = ""
+    vlm_timeout_s: float = Field(30.0, gt=0)
+    vlm_min_severity: Literal["low", "medium", "high", "critical"] = "medium"
+    vlm_max_queue: int = Field(32, ge=1)
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @property
+    def static_api_keys(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return (self.models_dir or self.data_dir / "models").expanduser().resolve()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

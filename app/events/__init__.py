@@ -1,0 +1,1 @@
+"""Stage 4: findings become events, events reach storage and subscribers."""

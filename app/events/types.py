@@ -1,0 +1,104 @@
+"""Runtime event values: what goes on the bus (never ORM rows)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Self
+
+
+class Severity(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    def at_least(self, other: Severity | str) -> bool:
+        return self.rank >= Severity(other).rank
+
+
+_RANK = {Severity.low: 0, Severity.medium: 1, Severity.high: 2, Severity.critical: 3}
+
+
+class EventKind(StrEnum):
+    anomaly = "anomaly"
+    object = "object"
+    external = "external"
+
+
+class Phase(StrEnum):
+    """Where in its episode an event is: opened, updated while it lasts (or described), closed."""
+
+    open = "open"
+    update = "update"
+    close = "close"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    camera_id: int | None
+    type: str
+    severity: Severity
+    started_at: datetime
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    score: float | None = None
+    ended_at: datetime | None = None
+    description: str | None = None
+    snapshot_path: str | None = None
+    source: str = "pipeline"
+    data: dict[str, Any] = field(default_factory=dict)
+    phase: Phase = Phase.open
+    produced_at: float = 0.0  # monotonic-free wall time when put on the bus (latency benchmarks)
+
+    def evolve(self, **changes: Any) -> Self:
+        """A later state of the same episode (same id): the logger upserts it, alerts may re-check it."""
+        return replace(self, **changes)
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "camera_id": self.camera_id,
+            "type": self.type,
+            "severity": str(self.severity),
+            "score": self.score,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "description": self.description,
+            "snapshot_path": self.snapshot_path,
+            "source": self.source,
+            "data": self.data,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        row = self.to_row()
+        row["started_at"] = self.started_at.isoformat()
+        row["ended_at"] = self.ended_at.isoformat() if self.ended_at else None
+        row["phase"] = str(self.phase)
+        return row
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Self:
+        return cls(
+            id=d["id"],
+            camera_id=d.get("camera_id"),
+            type=d["type"],
+            severity=Severity(d["severity"]),
+            score=d.get("score"),
+            started_at=datetime.fromisoformat(d["started_at"]),
+            ended_at=datetime.fromisoformat(d["ended_at"]) if d.get("ended_at") else None,
+            description=d.get("description"),
+            snapshot_path=d.get("snapshot_path"),
+            source=d.get("source", "pipeline"),
+            data=d.get("data") or {},
+            phase=Phase(d.get("phase", "open")),
+        )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

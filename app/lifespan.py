@@ -1,0 +1,82 @@
+"""Build the runtime in flow order, yield it to requests, stop it in reverse (AsyncExitStack).
+
+Each domain wires itself in its own block below; subscribers attach to the bus here, never inside
+the publisher.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.auth.keys import KeyVerifier
+from app.config import Settings
+from app.events.bus import EventBus
+from app.kit.db import create_engine, create_sessionmaker
+from app.migrate import pending_revisions, upgrade_async
+
+log = logging.getLogger("argus")
+
+
+class SchemaOutOfDate(RuntimeError):
+    pass
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    # Each domain's long-lived object, set by its wiring block below.
+    parts: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["parts"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+async def prepare_database(settings: Settings, engine: AsyncEngine) -> None:
+    if settings.is_sqlite and settings.auto_migrate:
+        await upgrade_async(settings.database_url)
+    elif await pending_revisions(engine, settings.database_url):
+        raise SchemaOutOfDate(
+            "the database schema is out of date: run `argus migrate` (ARGUS_DATABASE_URL="
+            f"{engine.url.render_as_string(hide_password=True)})"
+        )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    settings: Settings = app.state.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings.database_url)
+        stack.push_async_callback(engine.dispose)
+        await prepare_database(settings, engine)
+        sessionmaker = create_sessionmaker(engine)
+        app.state.verifier = KeyVerifier(settings.static_api_keys, sessionmaker)
+        bus = EventBus()
+        stack.push_async_callback(bus.close)
+        rt = Runtime(settings, engine, sessionmaker, bus)
+        parts = rt.parts
+
+        # -- inference (pool) --
+        # -- events (logger) --
+        # -- alerts --
+        # -- live --
+        # -- vlm --
+        # -- cameras (manager: last to start, first to stop) --
+
+        app.state.runtime = rt
+        log.info("argus ready: %d parts (%s)", len(parts), ", ".join(parts))
+        yield {"runtime": rt}
+        log.info("argus stopping")

@@ -1,0 +1,40 @@
+"""create_app(): the FastAPI application, every domain router, the error handler and /metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app import __version__
+from app.auth.deps import require_api_key
+from app.config import Settings
+from app.errors import install_error_handler
+from app.health import router as health_router
+from app.lifespan import lifespan
+from app.metrics import REGISTRY
+
+DESCRIPTION = """Argus watches RTSP cameras, scores frames with ONNX models, stores events, delivers alerts
+by webhook and streams live video over WebSocket.
+
+Every route except `/api/health` and these docs needs `Authorization: Bearer <API key>`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = FastAPI(title="Argus", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handler(app)
+    app.include_router(health_router)
+    # -- routers --
+
+    @app.get("/metrics", include_in_schema=True, tags=["health"], dependencies=[Depends(require_api_key)])
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return app

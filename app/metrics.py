@@ -1,0 +1,48 @@
+"""Every Prometheus metric Argus exports (argus_*). Other modules import these; none defines its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+FRAMES_IN = Counter("argus_frames_in", "Frames decoded", ["camera"], registry=REGISTRY)
+FRAMES_ANALYZED = Counter("argus_frames_analyzed", "Frames analysed", ["camera"], registry=REGISTRY)
+FRAMES_DROPPED = Counter(
+    "argus_frames_dropped", "Frames dropped, by reason", ["camera", "reason"], registry=REGISTRY
+)
+RECONNECTS = Counter("argus_reconnects", "Source reconnects", ["camera"], registry=REGISTRY)
+CAMERA_UP = Gauge("argus_camera_streaming", "1 while the camera is streaming", ["camera"], registry=REGISTRY)
+
+INFERENCE_LATENCY = Histogram(
+    "argus_inference_seconds",
+    "Model run time per batch",
+    ["model"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+    registry=REGISTRY,
+)
+INFERENCE_BATCH = Histogram(
+    "argus_inference_batch_size", "Requests per model run", ["model"],
+    buckets=(1, 2, 4, 8, 16, 32), registry=REGISTRY,
+)
+
+EVENTS = Counter("argus_events", "Events produced", ["type", "severity"], registry=REGISTRY)
+LOGGER_BUFFER = Gauge("argus_event_logger_buffer", "Events waiting to be written", registry=REGISTRY)
+LOGGER_FLUSH = Histogram(
+    "argus_event_logger_flush_seconds", "Event logger flush latency",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0), registry=REGISTRY,
+)
+LOGGER_SPILLED = Counter("argus_event_logger_spilled", "Events spilled to file", registry=REGISTRY)
+
+ALERTS = Counter("argus_alerts", "Alerts created", ["priority"], registry=REGISTRY)
+ALERTS_SUPPRESSED = Counter("argus_alerts_suppressed", "Alerts suppressed by dedup", registry=REGISTRY)
+DELIVERIES = Counter("argus_webhook_deliveries", "Webhook delivery attempts", ["outcome"], registry=REGISTRY)
+
+LIVE_ENCODES = Counter("argus_live_encodes", "JPEG encodes for live view", ["camera"], registry=REGISTRY)
+LIVE_CLIENTS = Gauge("argus_live_clients", "Connected live-view clients", registry=REGISTRY)
+LIVE_FRAMES_SENT = Counter("argus_live_frames_sent", "Frames sent to live clients", registry=REGISTRY)
+LIVE_FRAMES_DROPPED = Counter(
+    "argus_live_frames_dropped", "Frames a slow client never took", registry=REGISTRY
+)
+
+VLM_REQUESTS = Counter("argus_vlm_requests", "VLM describe calls, by outcome", ["outcome"], registry=REGISTRY)

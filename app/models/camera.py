@@ -1,0 +1,25 @@
+"""Camera: a stream Argus watches. `url` keeps the password for connecting; responses mask it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, TimestampMixin
+
+
+class Camera(TimestampMixin, Base):
+    __tablename__ = "cameras"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True, nullable=False)
+    url: Mapped[str] = mapped_column(String(2048), nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    analysis_fps: Mapped[float] = mapped_column(Float, default=5.0, nullable=False)
+    drop_policy: Mapped[str] = mapped_column(String(32), default="latest", nullable=False)
+    drop_every_n: Mapped[int] = mapped_column(Integer, default=3, nullable=False)
+    vad: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    # Extra analyzers beyond VAD: [{"name": "detector", "options": {...}}, ...]
+    analyzers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, nullable=False)

@@ -1,0 +1,1 @@
+"""Stage 1: sources, drop policies and the sampler: everything before inference."""

@@ -1,0 +1,41 @@
+"""A real Argus server (uvicorn) on a free loopback port, in a thread, for WebSocket and browser tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from app.config import Settings
+from app.main import create_app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_server(settings: Settings, timeout: float = 30.0) -> Iterator[str]:
+    """Yields the base URL `http://127.0.0.1:PORT`; the server stops (lifespan exit) afterwards."""
+    port = free_port()
+    app = create_app(settings.model_copy(update={"port": port}))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_ping_interval=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="argus.test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
