@@ -1,0 +1,49 @@
+"""CameraConfig: the runtime's frozen copy of a camera row (ORM rows stay in their session)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.kit.redact import mask_url
+from app.models import Camera
+
+
+@dataclass(frozen=True, slots=True)
+class CameraConfig:
+    id: int
+    name: str
+    url: str
+    enabled: bool = True
+    analysis_fps: float = 5.0
+    drop_policy: str = "latest"
+    drop_every_n: int = 3
+    vad: dict[str, Any] = field(default_factory=dict)
+    analyzers: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def from_row(cls, row: Camera) -> CameraConfig:
+        return cls(
+            id=row.id,
+            name=row.name,
+            url=row.url,
+            enabled=row.enabled,
+            analysis_fps=row.analysis_fps,
+            drop_policy=row.drop_policy,
+            drop_every_n=row.drop_every_n,
+            vad=dict(row.vad or {}),
+            analyzers=tuple(row.analyzers or ()),
+        )
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+    def chain(self) -> list[dict[str, Any]]:
+        """The analyzer chain: VAD first (unless disabled), then the camera's extra analyzers."""
+        specs: list[dict[str, Any]] = []
+        vad = {k: v for k, v in self.vad.items() if k != "enabled"}
+        if self.vad.get("enabled", True):
+            specs.append({"name": "vad", "options": vad})
+        specs.extend({"name": a["name"], "options": a.get("options") or {}} for a in self.analyzers)
+        return specs

@@ -1,0 +1,87 @@
+"""/api/cameras: CRUD, live status and the latest snapshot."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+
+from app.cameras.manager import MultiCameraManager
+from app.cameras.schemas import CameraCreate, CameraRead, CameraStatus, CameraUpdate
+from app.cameras.service import CameraService
+from app.deps import ApiKeyDep, RuntimeDep, SessionDep
+from app.errors import ArgusError
+
+router = APIRouter(prefix="/api/cameras", tags=["cameras"])
+
+
+def get_manager(rt: RuntimeDep) -> MultiCameraManager:
+    return rt.parts["manager"]  # type: ignore[no-any-return]
+
+
+ManagerDep = Annotated[MultiCameraManager, Depends(get_manager)]
+
+
+def get_service(session: SessionDep, manager: ManagerDep) -> CameraService:
+    return CameraService(session, manager)
+
+
+ServiceDep = Annotated[CameraService, Depends(get_service)]
+
+
+def _read(camera: object, manager: MultiCameraManager) -> CameraRead:
+    read = CameraRead.model_validate(camera)
+    read.state = manager.status(read.id).state
+    return read
+
+
+@router.get("", summary="List cameras")
+async def list_cameras(service: ServiceDep, manager: ManagerDep, _: ApiKeyDep) -> list[CameraRead]:
+    return [_read(c, manager) for c in await service.list()]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a camera and start watching it")
+async def create_camera(
+    body: CameraCreate, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep
+) -> CameraRead:
+    return _read(await service.create(body), manager)
+
+
+@router.get("/{camera_id}", summary="One camera")
+async def get_camera(camera_id: int, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep) -> CameraRead:
+    return _read(await service.get(camera_id), manager)
+
+
+@router.patch("/{camera_id}", summary="Change a camera; its pipeline restarts with the new settings")
+async def update_camera(
+    camera_id: int, body: CameraUpdate, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep
+) -> CameraRead:
+    return _read(await service.update(camera_id, body), manager)
+
+
+@router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Stop and remove a camera")
+async def delete_camera(camera_id: int, service: ServiceDep, _: ApiKeyDep) -> Response:
+    await service.delete(camera_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{camera_id}/status", summary="Stream state, rates, drops and reconnects")
+async def camera_status(
+    camera_id: int, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep
+) -> CameraStatus:
+    await service.get(camera_id)
+    return manager.status(camera_id)
+
+
+@router.get(
+    "/{camera_id}/snapshot.jpg",
+    summary="The newest frame as JPEG",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no frame yet"}},
+)
+async def camera_snapshot(camera_id: int, service: ServiceDep, rt: RuntimeDep, _: ApiKeyDep) -> Response:
+    await service.get(camera_id)
+    jpeg = await rt.parts["hub"].snapshot_jpeg(camera_id)
+    if jpeg is None:
+        raise ArgusError(f"camera {camera_id} has no frame yet", 404)
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

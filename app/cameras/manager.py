@@ -1,0 +1,91 @@
+"""MultiCameraManager: camera_id -> CameraPipeline; start, replace and stop pipelines as cameras change."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Self
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cameras.config import CameraConfig
+from app.cameras.pipeline import CameraPipeline, PipelineDeps
+from app.cameras.repository import CameraRepository
+from app.cameras.schemas import CameraStatus
+from app.errors import Invalid
+
+log = logging.getLogger("argus.cameras")
+
+
+class MultiCameraManager:
+    def __init__(self, deps: PipelineDeps) -> None:
+        self._deps = deps
+        self._pipelines: dict[int, CameraPipeline] = {}
+        self._lock = asyncio.Lock()  # one start/stop at a time per manager: no double pipelines
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop_all()
+
+    async def load(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        async with sessionmaker() as session:
+            rows = await CameraRepository(session).list_enabled()
+            configs = [CameraConfig.from_row(r) for r in rows]
+        for config in configs:
+            try:
+                await self.apply(config)
+            except Exception:
+                log.exception("camera %s (%s) could not start", config.id, config.name)
+        log.info("started %d camera pipeline(s)", len(self._pipelines))
+
+    def validate_chain(self, specs: list[dict[str, Any]]) -> None:
+        try:
+            self._deps.registry.validate_chain(specs)
+        except ValueError as exc:
+            raise Invalid(str(exc), field="analyzers") from exc
+
+    async def apply(self, config: CameraConfig) -> None:
+        """Start, restart with the new settings, or stop the camera's pipeline to match `config`."""
+        async with self._lock:
+            old = self._pipelines.pop(config.id, None)
+            if old is not None:
+                await old.stop()
+            if config.enabled:
+                pipeline = CameraPipeline(config, self._deps)
+                await pipeline.start()
+                self._pipelines[config.id] = pipeline
+            else:
+                self._deps.hub.publish_state(config.id, "stopped", {})
+
+    async def remove(self, camera_id: int) -> None:
+        async with self._lock:
+            pipeline = self._pipelines.pop(camera_id, None)
+            if pipeline is not None:
+                await pipeline.stop()
+        self._deps.hub.forget(camera_id)
+
+    async def stop_all(self) -> None:
+        async with self._lock:
+            pipelines, self._pipelines = list(self._pipelines.values()), {}
+        await asyncio.gather(*(p.stop() for p in pipelines), return_exceptions=True)
+
+    def get(self, camera_id: int) -> CameraPipeline | None:
+        return self._pipelines.get(camera_id)
+
+    def camera_ids(self) -> set[int]:
+        return set(self._pipelines)
+
+    def status(self, camera_id: int) -> CameraStatus:
+        pipeline = self._pipelines.get(camera_id)
+        if pipeline is None:
+            return CameraStatus(camera_id=camera_id, state="stopped", fps_in=0.0, fps_analyzed=0.0)
+        return pipeline.status()
+
+    def summary(self) -> dict[str, Any]:
+        states: dict[str, int] = {}
+        for pipeline in self._pipelines.values():
+            state = pipeline.status().state
+            states[state] = states.get(state, 0) + 1
+        return {"running": len(self._pipelines), "states": states}

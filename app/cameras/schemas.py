@@ -1,0 +1,138 @@
+"""Camera API schemas. URLs are validated here and masked on the way out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+from app.kit.redact import mask_url
+from app.kit.schemas import Schema
+
+URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
+DropPolicyName = Literal["latest", "every_nth"]
+
+
+def validate_camera_url(url: str) -> str:
+    """rtsp(s)://, http(s):// (MJPEG) or an existing local video file (demos and tests)."""
+    url = url.strip()
+    if not url:
+        raise ValueError("url must not be empty")
+    parts = urlsplit(url)
+    if parts.scheme in URL_SCHEMES:
+        if not parts.hostname:
+            raise ValueError(f"{parts.scheme} URL needs a host")
+        return url
+    if parts.scheme == "file":
+        url = parts.path
+    elif parts.scheme and len(parts.scheme) > 1:
+        raise ValueError(f"unsupported scheme {parts.scheme!r}: use rtsp, rtsps, http, https or a file path")
+    if not Path(url).expanduser().is_file():
+        raise ValueError("not an rtsp/rtsps/http/https URL and no such local video file")
+    return str(Path(url).expanduser().resolve())
+
+
+class VadOptions(BaseModel):
+    """Options of the built-in VAD analyzer; extra keys go to the analyzer, which validates them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    enabled: bool = True
+    threshold: float = Field(3.0, gt=0, le=100, description="z-score over the camera's running mean")
+
+
+class AnalyzerSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=64, examples=["detector"])
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class CameraBase(BaseModel):
+    @field_validator("url", check_fields=False)
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else validate_camera_url(v)
+
+    @field_validator("name", check_fields=False)
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip()
+        if not v:
+            raise ValueError("name must not be empty")
+        return v
+
+
+class CameraCreate(CameraBase):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "lobby",
+                    "url": "rtsp://admin:secret@10.0.0.5:554/stream1",
+                    "analysis_fps": 5,
+                    "drop_policy": "latest",
+                    "vad": {"threshold": 3.0},
+                }
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=100)
+    url: str = Field(max_length=2048, description="rtsp(s)://, http(s):// (MJPEG) or a local file path")
+    enabled: bool = True
+    analysis_fps: float = Field(5.0, ge=0.2, le=30)
+    drop_policy: DropPolicyName = "latest"
+    drop_every_n: int = Field(3, ge=1, le=1000, description="with drop_policy every_nth: analyse 1 in N")
+    vad: VadOptions = Field(default_factory=VadOptions)
+    analyzers: list[AnalyzerSpec] = Field(default_factory=list, description="analyzers beyond VAD")
+
+
+class CameraUpdate(CameraBase):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"analysis_fps": 2}]})
+
+    name: str | None = Field(None, min_length=1, max_length=100)
+    url: str | None = Field(None, max_length=2048)
+    enabled: bool | None = None
+    analysis_fps: float | None = Field(None, ge=0.2, le=30)
+    drop_policy: DropPolicyName | None = None
+    drop_every_n: int | None = Field(None, ge=1, le=1000)
+    vad: VadOptions | None = None
+    analyzers: list[AnalyzerSpec] | None = None
+
+
+class CameraRead(Schema):
+    id: int
+    name: str
+    url: str
+    enabled: bool
+    analysis_fps: float
+    drop_policy: str
+    drop_every_n: int
+    vad: dict[str, Any]
+    analyzers: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+    state: str | None = None
+
+    @field_serializer("url")
+    def _masked(self, url: str) -> str:
+        return mask_url(url)
+
+
+class CameraStatus(BaseModel):
+    camera_id: int
+    state: Literal["connecting", "streaming", "reconnecting", "offline", "stopped"]
+    fps_in: float
+    fps_analyzed: float
+    frames_in: int = 0
+    frames_analyzed: int = 0
+    frames_dropped: dict[str, int] = Field(default_factory=dict)
+    reconnects: int = 0
+    last_frame_at: datetime | None = None
+    last_error: str | None = None
+    analyzers: list[str] = Field(default_factory=list)

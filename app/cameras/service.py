@@ -1,0 +1,77 @@
+"""Camera rules: a repository write plus manager.apply(); no SQL here, no HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cameras.config import CameraConfig
+from app.cameras.repository import CameraRepository
+from app.cameras.schemas import CameraCreate, CameraUpdate
+from app.errors import Conflict, Invalid, NotFound
+from app.models import Camera
+
+
+class CameraRuntime(Protocol):
+    """What the service needs from the manager (a narrow seam: tests can pass their own)."""
+
+    def validate_chain(self, specs: list[dict[str, Any]]) -> None: ...
+    async def apply(self, config: CameraConfig) -> None: ...
+    async def remove(self, camera_id: int) -> None: ...
+
+
+class CameraService:
+    def __init__(self, session: AsyncSession, runtime: CameraRuntime) -> None:
+        self.repo = CameraRepository(session)
+        self.runtime = runtime
+
+    async def list(self) -> Sequence[Camera]:
+        return await self.repo.list()
+
+    async def get(self, camera_id: int) -> Camera:
+        camera = await self.repo.get(camera_id)
+        if camera is None:
+            raise NotFound("camera", camera_id)
+        return camera
+
+    async def create(self, body: CameraCreate) -> Camera:
+        data = body.model_dump(mode="json")
+        camera = Camera(**data)
+        self.runtime.validate_chain(CameraConfig.from_row(camera).chain())
+        await self._check_name(camera.name)
+        await self._flush(camera)
+        await self.runtime.apply(CameraConfig.from_row(camera))
+        return camera
+
+    async def update(self, camera_id: int, body: CameraUpdate) -> Camera:
+        camera = await self.get(camera_id)
+        changes = body.model_dump(mode="json", exclude_unset=True)
+        if "name" in changes and changes["name"] != camera.name:
+            await self._check_name(changes["name"])
+        for key, value in changes.items():
+            if value is None:
+                raise Invalid(f"{key} cannot be null", field=key)
+            setattr(camera, key, value)
+        self.runtime.validate_chain(CameraConfig.from_row(camera).chain())
+        await self._flush(camera)
+        await self.runtime.apply(CameraConfig.from_row(camera))
+        return camera
+
+    async def delete(self, camera_id: int) -> None:
+        camera = await self.get(camera_id)
+        await self.repo.delete(camera)
+        await self.runtime.remove(camera_id)
+
+    async def _check_name(self, name: str) -> None:
+        if await self.repo.get_by_name(name) is not None:
+            raise Conflict(f"a camera named {name!r} already exists", field="name")
+
+    async def _flush(self, camera: Camera) -> None:
+        try:
+            await self.repo.add(camera)
+        except IntegrityError as exc:  # a concurrent create with the same name
+            raise Conflict(f"a camera named {camera.name!r} already exists", field="name") from exc
+

@@ -1,0 +1,73 @@
+"""Episodes: an analyzer's findings (open/update/close by key) become one event each, not one per frame."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from app.analyzers.base import Finding
+from app.events.bus import EventBus
+from app.events.types import NewEvent, Phase, Severity
+from app.metrics import EVENTS
+
+SnapshotWriter = Callable[[str, int, np.ndarray], Awaitable[str | None]]
+
+
+@dataclass
+class EpisodeTracker:
+    """Per camera: keeps the open event of each finding key and publishes its open/update/close."""
+
+    camera_id: int
+    bus: EventBus
+    save_snapshot: SnapshotWriter
+    open_events: dict[str, NewEvent] = field(default_factory=dict)
+
+    async def apply(self, finding: Finding, captured_at: float, image: np.ndarray | None) -> None:
+        at = datetime.fromtimestamp(captured_at, UTC)
+        current = self.open_events.get(finding.key)
+        if finding.phase == "open" and current is None:
+            await self._open(finding, at, image)
+        elif current is None:
+            return  # an update/close for an episode we never saw open (camera restarted): nothing to end
+        elif finding.phase == "close":
+            del self.open_events[finding.key]
+            self.bus.publish(self._evolve(current, finding, Phase.close, ended_at=at))
+        else:
+            self.open_events[finding.key] = self.bus.publish(self._evolve(current, finding, Phase.update))
+
+    def close_all(self, findings: tuple[Finding, ...] = ()) -> None:
+        """Camera stopping: close what the analyzers closed, then anything still open."""
+        now = datetime.now(UTC)
+        for finding in findings:
+            current = self.open_events.pop(finding.key, None)
+            if current is not None:
+                self.bus.publish(self._evolve(current, finding, Phase.close, ended_at=now))
+        for current in self.open_events.values():
+            self.bus.publish(current.evolve(phase=Phase.close, ended_at=now, produced_at=0.0))
+        self.open_events.clear()
+
+    async def _open(self, finding: Finding, at: datetime, image: np.ndarray | None) -> None:
+        event = NewEvent(
+            camera_id=self.camera_id,
+            type=finding.kind,
+            severity=Severity(finding.severity),
+            started_at=at,
+            score=finding.score,
+            data=dict(finding.data),
+        )
+        if image is not None:
+            event = event.evolve(snapshot_path=await self.save_snapshot(event.id, self.camera_id, image))
+        EVENTS.labels(event.type, str(event.severity)).inc()
+        self.open_events[finding.key] = self.bus.publish(event)
+
+    @staticmethod
+    def _evolve(current: NewEvent, finding: Finding, phase: Phase, **extra: object) -> NewEvent:
+        severity = max(current.severity, Severity(finding.severity), key=lambda s: s.rank)
+        score = max((s for s in (current.score, finding.score) if s is not None), default=None)
+        data = {**current.data, **finding.data}
+        return current.evolve(
+            phase=phase, severity=severity, score=score, data=data, produced_at=0.0, **extra
+        )
