@@ -25,6 +25,14 @@ INFERENCE_BATCH = Histogram(
     "argus_inference_batch_size", "Requests per model run", ["model"],
     buckets=(1, 2, 4, 8, 16, 32), registry=REGISTRY,
 )
+INFERENCE_QUEUE_WAIT = Histogram(
+    "argus_inference_queue_wait_seconds", "Time a request waited for its batch to start", ["model"],
+    buckets=(0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.05, 0.1, 0.5), registry=REGISTRY,
+)
+ANALYZER_SKIPPED = Counter(
+    "argus_analyzer_skipped", "Analyzer runs skipped for a frame, by reason (timeout, error, dependency)",
+    ["camera", "analyzer", "reason"], registry=REGISTRY,
+)
 
 EVENTS = Counter("argus_events", "Events produced", ["type", "severity"], registry=REGISTRY)
 LOGGER_BUFFER = Gauge("argus_event_logger_buffer", "Events waiting to be written", registry=REGISTRY)
