@@ -47,11 +47,18 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(5.0, gt=0)
     webhook_max_backoff_s: float = Field(600.0, gt=0)
     webhook_dead_after_s: float = Field(86_400.0, gt=0)
+    webhook_attempts: int = Field(3, ge=1)  # HTTP attempts per claim (tenacity) before the row is rescheduled
+    webhook_lease_s: float = Field(120.0, gt=0)  # a claim held by a dead process is retaken after this
+    webhook_concurrency: int = Field(32, ge=1)  # deliveries in flight at once
+    webhook_breaker_threshold: int = Field(5, ge=1)  # failures in a row that open a webhook's breaker
+    webhook_breaker_reset_s: float = Field(10.0, gt=0)  # first wait before probing an open breaker
+    public_url: str = ""  # prefix for links in webhook payloads, e.g. https://argus.example.com
 
     # Live view
     live_fps: float = Field(5.0, gt=0, le=30)
     live_jpeg_quality: int = Field(80, ge=10, le=100)
     live_max_width: int = Field(960, ge=64)
+    live_stall_timeout_s: float = Field(10.0, gt=0)  # a viewer that takes no frame for this long is dropped
 
     # VLM (optional; off when base_url is empty)
     vlm_base_url: str = ""

@@ -1,8 +1,24 @@
 """Every table, re-exported so Alembic sees the whole metadata through `app.models.Base`."""
 
+from app.models.alert import Alert, AlertPriority, AlertStatus
+from app.models.alert_rule import AlertRule
 from app.models.api_key import ApiKey
 from app.models.base import Base, TimestampMixin, UTCDateTime, utcnow
 from app.models.camera import Camera
 from app.models.event import Event
+from app.models.webhook import Webhook
 
-__all__ = ["ApiKey", "Base", "Camera", "Event", "TimestampMixin", "UTCDateTime", "utcnow"]
+__all__ = [
+    "Alert",
+    "AlertPriority",
+    "AlertRule",
+    "AlertStatus",
+    "ApiKey",
+    "Base",
+    "Camera",
+    "Event",
+    "TimestampMixin",
+    "UTCDateTime",
+    "Webhook",
+    "utcnow",
+]

@@ -1,0 +1,46 @@
+"""Deduplicator: one alert per (rule, camera, event type) per window, measured from the window's first alert.
+
+A storm therefore yields one alert per window, never zero. Suppressed hits are counted on the window so
+the engine can add them to the kept alert's rows. The clock is injected so tests are exact.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+DedupKey = tuple[int, int | None, str]  # (rule_id, camera_id, event_type)
+
+
+@dataclass
+class Window:
+    opened_at: float
+    alert_ids: list[str]
+    suppressed: int = 0
+
+
+@dataclass
+class Deduplicator:
+    clock: Callable[[], float] = time.monotonic
+    max_keys: int = 10_000  # bound on memory; the oldest windows go first
+    _windows: dict[DedupKey, Window] = field(default_factory=dict)
+
+    def suppresses(self, key: DedupKey, window_s: float) -> Window | None:
+        """The open window that swallows this hit (counted), or None when a new alert may be raised."""
+        window = self._windows.get(key)
+        if window is None or window_s <= 0 or self.clock() - window.opened_at >= window_s:
+            return None
+        window.suppressed += 1
+        return window
+
+    def open(self, key: DedupKey, alert_ids: list[str]) -> Window:
+        self._windows.pop(key, None)  # re-insert so dict order stays oldest-first
+        window = Window(self.clock(), alert_ids)
+        self._windows[key] = window
+        while len(self._windows) > self.max_keys:
+            del self._windows[next(iter(self._windows))]
+        return window
+
+    def __len__(self) -> int:
+        return len(self._windows)

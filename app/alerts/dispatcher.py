@@ -1,0 +1,318 @@
+"""WebhookDispatcher: claims due outbox rows, POSTs them, records the outcome in the row.
+
+The loop sleeps until it is woken (a new alert, a free slot) or the next row falls due, so a high
+alert goes out as soon as its row is committed. All backoff state lives in the rows (attempts,
+next_attempt_at), so a restarted process resumes where the last one stopped; only the per-webhook
+circuit breakers are in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Self
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.alerts.breaker import CircuitBreaker
+from app.alerts.digest import digest_payload
+from app.alerts.outbox import OutboxRepository
+from app.alerts.sender import Outcome, Target, WebhookSender
+from app.config import Settings
+from app.kit.backoff import Backoff, delay_for
+from app.kit.tasks import cancel_and_wait, spawn
+from app.models import Alert, AlertPriority, AlertStatus, Webhook, utcnow
+
+log = logging.getLogger("argus.alerts.dispatcher")
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    attempts: int = 3  # HTTP attempts per claim
+    retry_initial_s: float = 0.5  # in-process waits (tenacity, jittered)
+    retry_max_s: float = 5.0
+    backoff_initial_s: float = 5.0  # between claims of a failing row, doubling up to max_backoff_s
+    max_backoff_s: float = 600.0
+    lease_s: float = 120.0
+    concurrency: int = 32
+    breaker_threshold: int = 5
+    breaker_reset_s: float = 10.0
+    idle_poll_s: float = 5.0  # safety net for rows other processes insert (PostgreSQL)
+    digest_max: int = 500  # alerts in one digest POST at most
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> Self:
+        values: dict[str, Any] = {
+            "attempts": settings.webhook_attempts,
+            "max_backoff_s": settings.webhook_max_backoff_s,
+            "lease_s": settings.webhook_lease_s,
+            "concurrency": settings.webhook_concurrency,
+            "breaker_threshold": settings.webhook_breaker_threshold,
+            "breaker_reset_s": settings.webhook_breaker_reset_s,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass
+class Delivery:
+    """One POST: a single alert row, or every row of one digest."""
+
+    target: Target
+    rows: list[Alert]
+    key: str
+    kind: str
+
+    def payload(self, now: datetime) -> dict[str, Any]:
+        alerts = [{**r.payload, "suppressed_count": r.suppressed_count} for r in self.rows]
+        return alerts[0] if self.kind == "alert" else digest_payload(self.key, alerts, now)
+
+
+class WebhookDispatcher:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        policy: DispatchPolicy | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self.policy = policy or DispatchPolicy()
+        self._transport = transport
+        self._now = now
+        self.owner = uuid.uuid4().hex
+        self.breakers: dict[int, CircuitBreaker] = {}
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._starved = False
+        self._task: asyncio.Task[Any] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self.sender: WebhookSender | None = None
+
+    async def __aenter__(self) -> Self:
+        self._client = httpx.AsyncClient(
+            transport=self._transport,
+            limits=httpx.Limits(max_connections=self.policy.concurrency * 2),
+            follow_redirects=False,
+        )
+        self.sender = WebhookSender(
+            self._client,
+            attempts=self.policy.attempts,
+            retry_initial_s=self.policy.retry_initial_s,
+            retry_max_s=self.policy.retry_max_s,
+        )
+        bind = self._sessionmaker.kw.get("bind")
+        if bind is not None and bind.dialect.name == "sqlite":
+            # One process owns a SQLite file: leases left by a killed predecessor are void now.
+            async with self._sessionmaker.begin() as session:
+                released = await OutboxRepository(session).release()
+            if released:
+                log.info("resuming %d deliveries claimed before a restart", released)
+        self._task = spawn(self._run(), name="argus.alerts.dispatcher")
+        log.info("webhook dispatcher started (%s)", self.owner[:8])
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await cancel_and_wait(self._task)
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=2.0)
+        for task in list(self._in_flight):
+            await cancel_and_wait(task)
+        try:
+            async with self._sessionmaker.begin() as session:
+                await OutboxRepository(session).release(self.owner)
+        except Exception:
+            log.exception("could not release claimed deliveries (their leases will expire)")
+        if self._client is not None:
+            await self._client.aclose()
+        log.info("webhook dispatcher stopped")
+
+    def wake(self) -> None:
+        """New rows were committed: claim now instead of at the next due time."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def breaker(self, webhook_id: int) -> CircuitBreaker:
+        breaker = self.breakers.get(webhook_id)
+        if breaker is None:
+            breaker = CircuitBreaker(
+                self.policy.breaker_threshold, self.policy.breaker_reset_s, self.policy.max_backoff_s
+            )
+            self.breakers[webhook_id] = breaker
+        return breaker
+
+    async def _run(self) -> None:
+        failures = Backoff(initial=0.5, cap=10.0)
+        while True:
+            self._wake.clear()
+            try:
+                claimed = await self._claim_round()
+                failures.reset()
+            except Exception:
+                log.exception("claiming deliveries failed")
+                await asyncio.sleep(failures.next_delay())
+                continue
+            if claimed:
+                continue
+            timeout = await self._idle_timeout()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _claim_round(self) -> int:
+        free = self.policy.concurrency - len(self._in_flight)
+        self._starved = free <= 0
+        if free <= 0:
+            return 0
+        now = self._now()
+        lease_until = now + timedelta(seconds=self.policy.lease_s)
+        deliveries: list[Delivery] = []
+        async with self._sessionmaker.begin() as session:
+            repo = OutboxRepository(session)
+            targets = await self._targets(session)
+            exclude = [i for i, t in targets.items() if not t.enabled or self.breaker(i).blocked()]
+            for webhook_id in [i for i in targets if i not in exclude and self.breaker(i).probe_due()]:
+                exclude.append(webhook_id)
+                rows = await repo.claim_probe(self.owner, webhook_id, now, lease_until)
+                if rows:
+                    self.breaker(webhook_id).begin_probe()
+                    deliveries += self._group(rows, targets)
+            immediate = await repo.claim(
+                self.owner,
+                now,
+                lease_until,
+                priority=AlertPriority.immediate,
+                limit=free,
+                exclude_webhooks=exclude,
+            )
+            digest = await repo.claim(
+                self.owner,
+                now,
+                lease_until,
+                priority=AlertPriority.digest,
+                limit=self.policy.digest_max,
+                exclude_webhooks=exclude,
+            )
+            deliveries += self._group(immediate + digest, targets)
+        for delivery in deliveries:
+            task = spawn(
+                self._deliver(delivery), name=f"argus.webhook:{delivery.target.id}:{delivery.key[:8]}"
+            )
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+        return len(deliveries)
+
+    async def _targets(self, session: AsyncSession) -> dict[int, Target]:
+        rows = (await session.execute(select(Webhook))).scalars().all()
+        return {w.id: Target(w.id, w.name, w.url, w.secret, w.timeout_s, w.enabled) for w in rows}
+
+    @staticmethod
+    def _group(rows: list[Alert], targets: dict[int, Target]) -> list[Delivery]:
+        out: list[Delivery] = []
+        digests: dict[tuple[int, str], list[Alert]] = {}
+        for row in rows:
+            if row.priority == AlertPriority.digest and row.digest_id:
+                digests.setdefault((row.webhook_id, row.digest_id), []).append(row)
+            else:
+                out.append(Delivery(targets[row.webhook_id], [row], row.id, "alert"))
+        for (webhook_id, digest_id), group in digests.items():
+            group.sort(key=lambda r: (r.created_at, r.id))
+            out.append(Delivery(targets[webhook_id], group, digest_id, "digest"))
+        return out
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._in_flight.discard(task)
+        if self._starved:
+            self._wake.set()
+
+    async def _idle_timeout(self) -> float:
+        now = self._now()
+        blocked = [i for i, b in self.breakers.items() if b.blocked()]
+        async with self._sessionmaker() as session:
+            due = await OutboxRepository(session).next_due(now, blocked)
+        waits = [self.policy.idle_poll_s]
+        if due is not None:
+            waits.append((due - now).total_seconds())
+        for b in self.breakers.values():
+            if b.blocked() and b.state == "open":
+                waits.append(b.probe_at - b.clock())
+        return max(0.0, min(waits))
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        assert self.sender is not None
+        breaker = self.breaker(delivery.target.id)
+        was_down = breaker.state != "closed"
+        outcome = await self.sender.send(
+            delivery.target, delivery.payload(self._now()), delivery.key, delivery.kind, breaker
+        )
+        recovered = was_down and outcome.ok
+        backoff = Backoff(initial=0.2, cap=5.0)
+        for _ in range(5):
+            try:
+                await self._record(delivery, outcome, recovered)
+                break
+            except Exception:
+                log.exception("recording delivery %s failed; retrying", delivery.key)
+                await asyncio.sleep(backoff.next_delay())
+        if recovered:
+            log.info("webhook %s is back", delivery.target.name)
+            self._wake.set()
+
+    async def _record(self, delivery: Delivery, outcome: Outcome, recovered: bool) -> None:
+        now = self._now()
+        ids = [r.id for r in delivery.rows]
+        common: dict[str, Any] = {
+            "add_attempts": outcome.attempts,
+            "last_status_code": outcome.status_code,
+            "updated_at": now,
+        }
+        async with self._sessionmaker.begin() as session:
+            repo = OutboxRepository(session)
+            if outcome.ok:
+                await repo.finish(
+                    ids, status=AlertStatus.delivered, delivered_at=now, last_error=None, **common
+                )
+                if recovered:
+                    await repo.pull_forward(delivery.target.id, now)
+                return
+            if outcome.permanent:
+                await repo.finish(ids, status=AlertStatus.dead, last_error=outcome.error, **common)
+                return
+            first = delivery.rows[0]
+            total = first.attempts + outcome.attempts
+            if now >= min(r.expires_at for r in delivery.rows):
+                error = f"gave up after {total} attempts: {outcome.error}"
+                await repo.finish(ids, status=AlertStatus.dead, last_error=error, **common)
+                log.error("webhook %s: delivery %s is dead (%s)", delivery.target.name, delivery.key, error)
+                return
+            await repo.finish(
+                ids,
+                status=AlertStatus.retrying,
+                next_attempt_at=now + timedelta(seconds=self._reschedule_delay(total, outcome)),
+                last_error=outcome.error,
+                **common,
+            )
+
+    def _reschedule_delay(self, total_attempts: int, outcome: Outcome) -> float:
+        rounds = max(0, math.ceil(total_attempts / self.policy.attempts) - 1)
+        delay = delay_for(rounds, self.policy.backoff_initial_s, self.policy.max_backoff_s)
+        delay = min(self.policy.max_backoff_s, delay * (1 + 0.2 * random.random()))
+        return max(delay, outcome.retry_after or 0.0)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "in_flight": len(self._in_flight),
+            "breakers": {i: str(b.state) for i, b in self.breakers.items() if b.state != "closed"},
+        }
