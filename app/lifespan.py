@@ -15,10 +15,17 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.analyzers.registry import AnalyzerRegistry
+from app.analyzers.tracing import Tracer
 from app.auth.keys import KeyVerifier
+from app.cameras.manager import MultiCameraManager
+from app.cameras.pipeline import PipelineDeps
 from app.config import Settings
 from app.events.bus import EventBus
+from app.events.logger import AsyncEventLogger
+from app.inference.pool import ResourcePool
 from app.kit.db import create_engine, create_sessionmaker
+from app.live.hub import LiveHub
 from app.migrate import pending_revisions, upgrade_async
 
 log = logging.getLogger("argus")
@@ -70,11 +77,30 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         parts = rt.parts
 
         # -- inference (pool) --
+        pool = await stack.enter_async_context(ResourcePool.from_settings(settings))
+        parts["pool"] = pool
+        tracer = Tracer.from_settings(settings)
+        stack.callback(tracer.close)
+        parts["tracer"] = tracer
         # -- events (logger) --
+        event_logger = await stack.enter_async_context(AsyncEventLogger.from_settings(sessionmaker, settings))
+        parts["event_logger"] = event_logger
+        bus.subscribe("event_logger", event_logger.log, direct=True)
         # -- alerts --
         # -- live --
+        hub = await stack.enter_async_context(
+            LiveHub(settings.live_fps, settings.live_jpeg_quality, settings.live_max_width)
+        )
+        parts["hub"] = hub
+        bus.subscribe("live", hub.publish_event)
         # -- vlm --
         # -- cameras (manager: last to start, first to stop) --
+        registry = AnalyzerRegistry()
+        parts["registry"] = registry
+        deps = PipelineDeps(settings, parts["pool"], bus, parts["hub"], registry, parts.get("tracer"))
+        manager = await stack.enter_async_context(MultiCameraManager(deps))
+        parts["manager"] = manager
+        await manager.load(sessionmaker)
 
         app.state.runtime = rt
         log.info("argus ready: %d parts (%s)", len(parts), ", ".join(parts))

@@ -10,10 +10,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import __version__
 from app.auth.deps import require_api_key
+from app.cameras.endpoints import router as cameras_router
 from app.config import Settings
 from app.errors import install_error_handler
+from app.events.endpoints import router as events_router
 from app.health import router as health_router
+from app.inference.endpoints import router as models_router
 from app.lifespan import lifespan
+from app.live.endpoints import router as live_router
 from app.metrics import REGISTRY
 
 DESCRIPTION = """Argus watches RTSP cameras, scores frames with ONNX models, stores events, delivers alerts
@@ -32,6 +36,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handler(app)
     app.include_router(health_router)
     # -- routers --
+    app.include_router(cameras_router)
+    app.include_router(models_router)
+    app.include_router(events_router)
+    app.include_router(live_router)
 
     @app.get("/metrics", include_in_schema=True, tags=["health"], dependencies=[Depends(require_api_key)])
     async def metrics() -> Response:

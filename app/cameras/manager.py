@@ -12,7 +12,6 @@ from app.cameras.config import CameraConfig
 from app.cameras.pipeline import CameraPipeline, PipelineDeps
 from app.cameras.repository import CameraRepository
 from app.cameras.schemas import CameraStatus
-from app.errors import Invalid
 
 log = logging.getLogger("argus.cameras")
 
@@ -41,10 +40,8 @@ class MultiCameraManager:
         log.info("started %d camera pipeline(s)", len(self._pipelines))
 
     def validate_chain(self, specs: list[dict[str, Any]]) -> None:
-        try:
-            self._deps.registry.validate_chain(specs)
-        except ValueError as exc:
-            raise Invalid(str(exc), field="analyzers") from exc
+        """ChainError (422 naming the analyzer or option) for unknown analyzers, bad options, cycles."""
+        self._deps.registry.validate_chain(specs, models=self._deps.pool.names())
 
     async def apply(self, config: CameraConfig) -> None:
         """Start, restart with the new settings, or stop the camera's pipeline to match `config`."""

@@ -74,4 +74,3 @@ class CameraService:
             await self.repo.add(camera)
         except IntegrityError as exc:  # a concurrent create with the same name
             raise Conflict(f"a camera named {camera.name!r} already exists", field="name") from exc
-
