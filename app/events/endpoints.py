@@ -1,0 +1,119 @@
+"""/api/events: list (filters, cursor pages, newest first), get, snapshot; POST ingests from other systems."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from app.deps import ApiKeyDep, RuntimeDep, SessionDep
+from app.errors import Invalid, NotFound
+from app.events.repository import EventFilter, EventRepository
+from app.events.schemas import EventAccepted, EventIngest, EventRead
+from app.events.snapshots import load_snapshot
+from app.events.types import NewEvent, Severity, utcnow
+from app.kit.repository import InvalidCursor
+from app.kit.schemas import CursorPage
+from app.models import Event
+
+router = APIRouter(prefix="/api/events", tags=["events"])
+
+_NOT_FOUND = {404: {"description": "No such event", "content": {"application/json": {}}}}
+_INVALID = {422: {"description": "A parameter is invalid; `field` (or `loc`) names it"}}
+
+
+def _utc(v: datetime | None) -> datetime | None:
+    if v is None:
+        return None
+    return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+
+
+@router.get(
+    "",
+    summary="List events, newest first",
+    description=(
+        "Filters combine with AND. `severity` matches exactly; `min_severity` keeps that severity and "
+        "worse (low < medium < high < critical). `since` is inclusive and `until` exclusive, on "
+        "`started_at` (ISO 8601; UTC when no offset). Pass the `next_cursor` of a page as `cursor` "
+        "to get the next one; it is null on the last page."
+    ),
+    responses=_INVALID,
+)
+async def list_events(
+    session: SessionDep,
+    _: ApiKeyDep,
+    camera_id: Annotated[int | None, Query(ge=1, examples=[1])] = None,
+    type: Annotated[str | None, Query(max_length=64, examples=["anomaly"])] = None,
+    severity: Annotated[Severity | None, Query(examples=["high"])] = None,
+    min_severity: Annotated[Severity | None, Query(examples=["medium"])] = None,
+    since: Annotated[datetime | None, Query(examples=["2026-11-23T00:00:00Z"])] = None,
+    until: Annotated[datetime | None, Query(examples=["2026-11-24T00:00:00Z"])] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> CursorPage[EventRead]:
+    since, until = _utc(since), _utc(until)
+    if since is not None and until is not None and until <= since:
+        raise Invalid("until must be later than since", field="until")
+    flt = EventFilter(camera_id, type, severity, min_severity, since, until)
+    try:
+        rows, next_cursor = await EventRepository(session).search(flt, cursor, limit)
+    except InvalidCursor:
+        raise Invalid("cursor is not valid: pass back a next_cursor unchanged", field="cursor") from None
+    return CursorPage[EventRead](items=[EventRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{event_id}", summary="One event", responses=_NOT_FOUND)
+async def get_event(event_id: str, session: SessionDep, _: ApiKeyDep) -> EventRead:
+    return EventRead.model_validate(await _get(session, event_id))
+
+
+@router.get(
+    "/{event_id}/snapshot.jpg",
+    summary="The JPEG kept when the event opened",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "JPEG image"},
+        404: {"description": "No such event, or it has no snapshot"},
+    },
+)
+async def get_snapshot(event_id: str, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep) -> Response:
+    row = await _get(session, event_id)
+    data = await load_snapshot(rt.settings.data_dir, row.snapshot_path)
+    if data is None:
+        raise NotFound("snapshot of event", event_id)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Ingest an event from another system",
+    description=(
+        "For door sensors, access control, scripts. The event goes the same way as a pipeline event "
+        "(logger, alert rules, live feed); the stored row appears after the next logger flush (~1 s). "
+        "`camera_id`, when given, must name an existing camera."
+    ),
+    responses=_INVALID,
+)
+async def ingest_event(body: EventIngest, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep) -> EventAccepted:
+    if body.camera_id is not None and not await EventRepository(session).camera_exists(body.camera_id):
+        raise Invalid(f"camera {body.camera_id} does not exist", field="camera_id")
+    event = NewEvent(
+        camera_id=body.camera_id,
+        type=body.type,
+        severity=body.severity,
+        started_at=body.started_at or utcnow(),
+        score=body.score,
+        data=body.data,
+        source="api",
+    )
+    rt.bus.publish(event)
+    return EventAccepted(id=event.id)
+
+
+async def _get(session: SessionDep, event_id: str) -> Event:
+    row = await EventRepository(session).get(event_id)
+    if row is None:
+        raise NotFound("event", event_id)
+    return row

@@ -1,0 +1,406 @@
+"""AsyncEventLogger: log() appends to memory; one task writes batches, one transaction per flush.
+
+Durability ladder: memory buffer -> database; while the database refuses writes the buffer keeps
+growing up to `buffer_max`, past which everything buffered goes to a JSONL spill file under DATA_DIR.
+Spill files are replayed (oldest first, before anything newer) when the database is back, in this run or
+the next, and deleted only once committed. Rows the database rejects for their content (not for being
+unavailable) go to `rejected-*.jsonl` and are never retried blindly. Nothing accepted is dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.events.repository import EventRepository
+from app.events.types import NewEvent, Severity
+from app.kit.backoff import Backoff
+from app.kit.tasks import spawn
+from app.metrics import LOGGER_BUFFER, LOGGER_FLUSH, LOGGER_SPILLED
+
+log = logging.getLogger("argus.event_logger")
+
+# "The database is not there (or has no table yet)": keep the rows and retry. Anything else is about
+# the rows themselves (too long, wrong type) and retrying them as they are would block every later event.
+_TRANSIENT = (
+    OperationalError,
+    InterfaceError,
+    ProgrammingError,
+    DisconnectionError,
+    OSError,
+    TimeoutError,
+    ConnectionError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, _TRANSIENT)
+
+
+def collapse(events: list[NewEvent]) -> list[NewEvent]:
+    """One row per id, the latest version winning (phase updates and closes carry every field)."""
+    latest: dict[str, NewEvent] = {}
+    for event in events:
+        latest[event.id] = event
+    return list(latest.values())
+
+
+class AsyncEventLogger:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        spill_dir: Path,
+        *,
+        flush_size: int = 10,
+        flush_interval_s: float = 1.0,
+        buffer_max: int = 10_000,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 10.0,
+        shutdown_timeout_s: float = 5.0,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._spill_dir = Path(spill_dir)
+        self._flush_size = flush_size
+        self._interval = flush_interval_s
+        self._buffer_max = buffer_max
+        self._retry_initial = retry_initial_s
+        self._retry_max = retry_max_s
+        self._shutdown_timeout = shutdown_timeout_s
+        self._buffer: list[NewEvent] = []
+        self._oldest_at = time.monotonic()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._closed = False
+        self._failing = False
+        self._spill_pending = False
+        self._seq = itertools.count()
+        self._flush_waiters: list[asyncio.Future[None]] = []
+        self.flushed = 0  # rows committed (after collapsing versions)
+        self.flushes = 0  # committed transactions for the buffer
+        self.spilled = 0
+        self.replayed = 0
+        self.rejected = 0
+        self.last_error: str | None = None
+
+    @classmethod
+    def from_settings(cls, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> Self:
+        return cls(
+            sessionmaker,
+            settings.data_dir / "spill",
+            flush_size=settings.event_flush_size,
+            flush_interval_s=settings.event_flush_interval_s,
+            buffer_max=settings.event_buffer_max,
+        )
+
+    # -- public face ---------------------------------------------------------------------------------
+
+    def log(self, event: NewEvent) -> None:
+        """Non-blocking (a list append); call it from the event loop's thread only."""
+        if self._closed:
+            self._spill_after_close(event)
+            return
+        buf = self._buffer
+        buf.append(event)
+        n = len(buf)
+        if n == 1:
+            self._oldest_at = time.monotonic()
+            self._wake.set()
+        elif n > self._buffer_max or (n >= self._flush_size and not self._failing):
+            self._wake.set()
+        LOGGER_BUFFER.set(n)
+
+    async def flush(self) -> None:
+        """Write what is buffered now and wait for it (tests, shutdown hooks); runs in the writer task,
+        so versions of one event are never committed out of order. Waits while the database is down."""
+        if self._task is None or self._closed:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append(done)
+        self._wake.set()
+        await done
+
+    async def start(self) -> None:
+        self._spill_dir.mkdir(parents=True, exist_ok=True)
+        self._spill_pending = bool(self._spill_files())
+        if self._spill_pending:
+            try:
+                await self._replay_spills()
+            except Exception as exc:
+                self._note_failure(exc)  # the loop retries with backoff
+        self._task = spawn(self._run(), name="argus.event_logger")
+
+    async def stop(self) -> None:
+        """Flush everything (or spill it when the database stays down) and stop the task."""
+        if self._task is None or self._closed:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), self._shutdown_timeout + 5)
+        except TimeoutError:
+            log.error("event logger did not stop in time; spilling what it holds")
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        finally:
+            self._closed = True
+            if self._buffer:  # only when the task was cancelled mid-write or its spill failed
+                self._spill_sync(self._take_all())
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "buffered": len(self._buffer),
+            "flushed": self.flushed,
+            "flushes": self.flushes,
+            "spilled": self.spilled,
+            "replayed": self.replayed,
+            "rejected": self.rejected,
+            "spill_files": len(self._spill_files()),
+            "last_error": self.last_error,
+        }
+
+    # -- the writer task -----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        log.info("event logger started (flush at %d events or %.2fs)", self._flush_size, self._interval)
+        try:
+            while True:
+                await self._wait_for_batch()
+                if self._stopping:
+                    break
+                await self._flush_pending()
+            await self._final_flush()
+        finally:
+            self._release_waiters(self._flush_waiters)
+            log.info("event logger stopped: %s", self.stats())
+
+    async def _wait_for_batch(self) -> None:
+        while not (self._stopping or self._buffer or self._spill_pending or self._flush_waiters):
+            self._wake.clear()
+            await self._wake.wait()
+        while not self._stopping and not self._flush_waiters and len(self._buffer) < self._flush_size:
+            remaining = self._oldest_at + self._interval - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._wake.wait()
+            except TimeoutError:
+                return
+
+    async def _flush_pending(self) -> None:
+        """Write until the buffer is empty, retrying with backoff while the database refuses."""
+        backoff = Backoff(initial=self._retry_initial, cap=self._retry_max)
+        waiters, self._flush_waiters = self._flush_waiters, []
+        while not self._stopping:
+            try:
+                await self._flush_once()
+            except Exception as exc:
+                self._note_failure(exc)
+                await self._spill_if_over()
+                await self._sleep_or_wake(backoff.next_delay())
+                continue
+            if self._failing:
+                log.warning("event database writable again (%d events written)", self.flushed)
+                self._failing = False
+            self._release_waiters(waiters)
+            return
+        self._flush_waiters[:0] = waiters  # stopping: the final flush answers them
+
+    async def _final_flush(self) -> None:
+        deadline = time.monotonic() + self._shutdown_timeout
+        backoff = Backoff(initial=min(0.2, self._retry_initial), cap=1.0)
+        while self._buffer:  # pending spill files stay on disk for the next start
+            try:
+                await self._flush_once()
+                continue
+            except Exception as exc:
+                self._note_failure(exc)
+            delay = backoff.next_delay()
+            if time.monotonic() + delay > deadline:
+                break
+            await asyncio.sleep(delay)
+        if self._buffer:
+            await self._spill(self._take_all())
+
+    async def _flush_once(self) -> None:
+        if self._spill_pending:
+            await self._replay_spills()
+        if not self._buffer:
+            return
+        batch = self._take_all()
+        started = time.perf_counter()
+        try:
+            rows = await self._write(batch)
+        except BaseException:
+            self._buffer[:0] = batch  # back in front: older than anything logged meanwhile
+            LOGGER_BUFFER.set(len(self._buffer))
+            raise
+        LOGGER_FLUSH.observe(time.perf_counter() - started)
+        self.flushed += rows
+        self.flushes += 1
+
+    async def _write(self, events: list[NewEvent]) -> int:
+        """One transaction for the whole batch; bad rows are set aside one by one, never retried."""
+        latest = collapse(events)
+        try:
+            async with self._sessionmaker.begin() as session:
+                await EventRepository(session).upsert_many([e.to_row() for e in latest])
+            return len(latest)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.error("event batch rejected by the database (%s); writing rows one by one", exc)
+        written, bad = 0, []
+        for event in latest:
+            try:
+                async with self._sessionmaker.begin() as session:
+                    await EventRepository(session).upsert_many([event.to_row()])
+                written += 1
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                bad.append((event, exc))
+        if bad:
+            await self._reject(bad)
+        return written
+
+    @staticmethod
+    def _release_waiters(waiters: list[asyncio.Future[None]]) -> None:
+        for done in waiters:
+            if not done.done():
+                done.set_result(None)
+        waiters.clear()
+
+    def _take_all(self) -> list[NewEvent]:
+        batch, self._buffer = self._buffer, []
+        LOGGER_BUFFER.set(0)
+        return batch
+
+    def _note_failure(self, exc: BaseException) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        if not self._failing:
+            log.error("event database unavailable, buffering (%d held): %s", len(self._buffer), exc)
+        self._failing = True
+
+    async def _sleep_or_wake(self, delay: float) -> None:
+        deadline = time.monotonic() + delay
+        while not self._stopping and (remaining := deadline - time.monotonic()) > 0:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._wake.wait()
+            await self._spill_if_over()
+
+    async def _spill_if_over(self) -> None:
+        if len(self._buffer) > self._buffer_max:
+            await self._spill(self._take_all())
+
+    # -- spill files ---------------------------------------------------------------------------------
+
+    def _spill_files(self) -> list[Path]:
+        return sorted(self._spill_dir.glob("events-*.jsonl")) if self._spill_dir.is_dir() else []
+
+    def _new_spill_path(self, prefix: str) -> Path:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        return self._spill_dir / f"{prefix}-{stamp}-{os.getpid()}-{next(self._seq):06d}.jsonl"
+
+    async def _spill(self, events: list[NewEvent]) -> None:
+        try:
+            path = await asyncio.to_thread(self._write_spill, events)
+        except OSError as exc:  # the disk refuses too: memory is the last place left
+            self._buffer[:0] = events
+            log.error("could not spill %d events (%s); keeping them in memory", len(events), exc)
+            return
+        self._count_spill(len(events))
+        log.warning("spilled %d events to %s (database unavailable: %s)", len(events), path, self.last_error)
+
+    def _write_spill(self, events: list[NewEvent]) -> Path:
+        """Blocking (runs in a thread); atomic by rename so a replay never reads half a file."""
+        path = self._new_spill_path("events")
+        self._write_lines(path, (e.to_json() for e in events))
+        return path
+
+    def _spill_sync(self, events: list[NewEvent]) -> None:
+        self._write_spill(events)
+        self._count_spill(len(events))
+
+    def _count_spill(self, n: int) -> None:
+        self.spilled += n
+        self._spill_pending = True
+        LOGGER_SPILLED.inc(n)
+
+    def _spill_after_close(self, event: NewEvent) -> None:
+        log.warning("event %s logged after the logger stopped: spilling it for the next start", event.id)
+        self._spill_sync([event])
+
+    async def _reject(self, bad: list[tuple[NewEvent, Exception]]) -> None:
+        path = self._new_spill_path("rejected")
+        records = [{**e.to_json(), "error": str(exc)[:500]} for e, exc in bad]
+        await asyncio.to_thread(self._write_lines, path, records)
+        self.rejected += len(bad)
+        log.error("%d events rejected by the database, kept in %s", len(bad), path)
+
+    def _write_lines(self, path: Path, records: Iterable[dict[str, Any]]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for record in records:
+                fh.write(json.dumps(record, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    async def _replay_spills(self) -> None:
+        """Oldest file first, one transaction each; a file goes only once its rows are committed."""
+        for path in self._spill_files():
+            events, bad = await asyncio.to_thread(_read_spill, path)
+            if bad:
+                await self._reject(bad)
+            await self._write(events)
+            self.replayed += len(events)  # versions read back, before collapsing
+            path.unlink()
+            log.warning("replayed %d events from %s", len(events), path.name)
+        self._spill_pending = False
+
+
+def _read_spill(path: Path) -> tuple[list[NewEvent], list[tuple[NewEvent, Exception]]]:
+    events: list[NewEvent] = []
+    bad: list[tuple[NewEvent, Exception]] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(NewEvent.from_json(json.loads(line)))
+        except Exception as exc:
+            log.error("%s line %d is not an event (%s): %.200s", path.name, n, exc, line)
+            stub = NewEvent(None, "unreadable", Severity.low, datetime.now(UTC), data={"line": line})
+            bad.append((stub, exc))
+    return events, bad

@@ -1,0 +1,90 @@
+"""EventRepository: every events SQL statement (idempotent upsert on id, filtered cursor pages)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.events.types import Severity
+from app.kit.repository import RepositoryBase
+from app.models import Camera, Event, utcnow
+
+# Columns a later version of an event may change; created_at and id stay as first written.
+_UPDATABLE = (
+    "camera_id",
+    "type",
+    "severity",
+    "score",
+    "started_at",
+    "ended_at",
+    "description",
+    "snapshot_path",
+    "source",
+    "data",
+    "updated_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    camera_id: int | None = None
+    type: str | None = None
+    severity: Severity | None = None  # exact match
+    min_severity: Severity | None = None  # this severity or worse
+    since: datetime | None = None  # started_at >= since
+    until: datetime | None = None  # started_at < until
+
+
+class EventRepository(RepositoryBase[Event]):
+    model = Event
+
+    async def upsert_many(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert-or-update on id in one executemany; rows must hold distinct ids (PostgreSQL refuses
+        to touch one row twice in a statement), which the logger guarantees by collapsing versions."""
+        if not rows:
+            return 0
+        now = utcnow()
+        params = [{**row, "created_at": now, "updated_at": now} for row in rows]
+        dialect = self.session.get_bind().dialect.name
+        insert: Any
+        if dialect == "postgresql":
+            insert = postgresql.insert
+        elif dialect == "sqlite":
+            insert = sqlite.insert
+        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+            raise RuntimeError(f"unsupported database dialect {dialect}")
+        stmt = insert(Event)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Event.id], set_={c: stmt.excluded[c] for c in _UPDATABLE}
+        )
+        await self.session.execute(stmt, params)
+        return len(params)
+
+    async def search(
+        self, flt: EventFilter, cursor: str | None, limit: int
+    ) -> tuple[Sequence[Event], str | None]:
+        """Newest first; raises kit.repository.InvalidCursor for a cursor it did not produce."""
+        stmt = select(Event)
+        if flt.camera_id is not None:
+            stmt = stmt.where(Event.camera_id == flt.camera_id)
+        if flt.type:
+            stmt = stmt.where(Event.type == flt.type)
+        if flt.severity is not None:
+            stmt = stmt.where(Event.severity == str(flt.severity))
+        if flt.min_severity is not None:
+            worse = [str(s) for s in Severity if s.at_least(flt.min_severity)]
+            stmt = stmt.where(Event.severity.in_(worse))
+        if flt.since is not None:
+            stmt = stmt.where(Event.started_at >= flt.since)
+        if flt.until is not None:
+            stmt = stmt.where(Event.started_at < flt.until)
+        return await self.page(stmt, Event.started_at, Event.id, cursor, limit)
+
+    async def camera_exists(self, camera_id: int) -> bool:
+        found = await self.session.execute(select(Camera.id).where(Camera.id == camera_id))
+        return found.scalar_one_or_none() is not None

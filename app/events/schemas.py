@@ -1,0 +1,107 @@
+"""Event API bodies: EventRead (stored rows), EventIngest (POST from other systems), EventAccepted."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, StringConstraints, computed_field, field_validator
+
+from app.events.types import Severity
+from app.kit.schemas import Schema
+
+# Limit ingested data to 16 KB of JSON to avoid bloating the events table from outside.
+MAX_DATA_BYTES = 16_384
+
+EventType = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[\w.:-]+$")
+]
+
+
+class EventRead(Schema):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3f2c9e0b7d5a4f1e9c8b6a5d4e3f2a1b",
+                    "camera_id": 1,
+                    "type": "anomaly",
+                    "severity": "high",
+                    "score": 4.2,
+                    "started_at": "2026-11-23T17:00:00Z",
+                    "ended_at": "2026-11-23T17:00:06Z",
+                    "description": None,
+                    "source": "pipeline",
+                    "data": {"peak_score": 5.1, "frames": 31},
+                    "snapshot_url": "/api/events/3f2c9e0b7d5a4f1e9c8b6a5d4e3f2a1b/snapshot.jpg",
+                    "created_at": "2026-11-23T17:00:01Z",
+                    "updated_at": "2026-11-23T17:00:07Z",
+                }
+            ]
+        },
+    )
+
+    id: str
+    camera_id: int | None
+    type: str
+    severity: Severity
+    score: float | None
+    started_at: datetime
+    ended_at: datetime | None
+    description: str | None
+    source: str
+    data: dict[str, Any]
+    snapshot_path: str | None = Field(None, exclude=True)
+    created_at: datetime
+    updated_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def snapshot_url(self) -> str | None:
+        return f"/api/events/{self.id}/snapshot.jpg" if self.snapshot_path else None
+
+
+class EventIngest(Schema):
+    """An event raised by another system; it takes the same path as a pipeline event."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "camera_id": 1,
+                    "type": "door_open",
+                    "severity": "high",
+                    "score": 1.0,
+                    "data": {"door": "loading bay", "badge": "unknown"},
+                }
+            ]
+        },
+    )
+
+    camera_id: int | None = Field(None, ge=1, description="Camera the event belongs to; must exist.")
+    type: EventType = Field(description="Short event type: letters, digits, `_ . : -`, at most 64.")
+    severity: Severity = Severity.medium
+    started_at: datetime | None = Field(None, description="When it happened (default: now). UTC if naive.")
+    score: float | None = Field(None, allow_inf_nan=False)
+    data: dict[str, Any] = Field(default_factory=dict, description="Free JSON, at most 16 KB.")
+
+    @field_validator("started_at")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return None
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+
+    @field_validator("data")
+    @classmethod
+    def _small(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(v, default=str)) > MAX_DATA_BYTES:
+            raise ValueError(f"data is larger than {MAX_DATA_BYTES} bytes of JSON")
+        return v
+
+
+class EventAccepted(Schema):
+    id: str = Field(description="The event id; the row appears once the logger flushes (about 1 s).")
