@@ -1,0 +1,332 @@
+"""The `detector` analyzer: a YOLO-family ONNX model via the shared pool, tracked, filtered by zones.
+
+Per frame: letterbox -> `pool.infer` -> decode + class-aware NMS -> boxes in the stream's pixels ->
+class / area / mask filters -> ByteTrack-style tracking. Events follow tracks, not frames: one `open`
+when a confirmed track of a watched class appears (or enters a zone when zones are set), an `update`
+when its zones change or every `update_every_s` while it stays, a `close` once it has been gone (or out
+of every zone) for `lost_after_s`.
+
+Options (all validated at camera create/patch; a bad one raises DetectorOptionError naming it):
+- `model` (required): a registered model of kind `detector`.
+- `classes`: class names to watch (default: every class of the model).
+- `min_confidence` (0.4), `iou_threshold` (0.45, NMS).
+- `min_area`: smallest box kept. <= 1 is a fraction of the frame's area, > 1 is in px² of the
+  stream's own resolution. Default 0 (keep all).
+- `zones`: [{"name", "polygon": [[x, y], ...]}] in normalised 0..1 coordinates; `masks`: polygons
+  whose detections are ignored. Both test a box's bottom-centre point.
+- `min_hits` (2): frames a track needs before it counts (filters one-frame flickers).
+- `lost_after_s` (2.0): grace before a lost track (or one that left the zones) is closed.
+- `update_every_s` (10.0), `severity` ("medium").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from app.analyzers.base import Detection, Finding, FindingPhase, Observation
+from app.analyzers.registry import AnalyzerContext, AnalyzerType
+from app.analyzers.tracking import ByteTracker
+from app.analyzers.yolo import Decoded, Letterbox, decode, letterbox, nms, to_source, to_tensor
+from app.analyzers.zones import Polygon, Zone, anchor, masked, parse_masks, parse_zones, zones_of
+from app.errors import ArgusError, Invalid
+from app.stream.frame import Frame
+
+if TYPE_CHECKING:
+    from app.inference.manifest import ModelSpec
+    from app.inference.pool import ResourcePool
+
+LOW_CONFIDENCE = 0.1  # ByteTrack keeps tracks alive with detections down to this score
+
+
+class DetectorOptionError(Invalid, ValueError):
+    """A bad detector option: a 422 whose `field` names it (options.<name>)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"detector option {option}: {message}", f"options.{option}")
+        self.option = option
+
+
+class DetectorOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    classes: tuple[str, ...] | None = None
+    min_confidence: float = Field(0.4, gt=0, le=1)
+    iou_threshold: float = Field(0.45, gt=0, le=1)
+    min_area: float = Field(0.0, ge=0)
+    zones: list[dict[str, Any]] = Field(default_factory=list)
+    masks: list[Any] = Field(default_factory=list)
+    min_hits: int = Field(2, ge=1, le=30)
+    lost_after_s: float = Field(2.0, gt=0, le=600)
+    update_every_s: float = Field(10.0, gt=0)
+    severity: Literal["low", "medium", "high", "critical"] = "medium"
+
+    @field_validator("zones", mode="before")
+    @classmethod
+    def _zones(cls, v: Any) -> list[dict[str, Any]]:
+        return [{"name": z.name, "polygon": z.polygon.to_json()} for z in parse_zones(v)]
+
+    @field_validator("masks", mode="before")
+    @classmethod
+    def _masks(cls, v: Any) -> list[Any]:
+        return [m.to_json() for m in parse_masks(v)]
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any] | None) -> DetectorOptions:
+        try:
+            return cls.model_validate(dict(raw or {}))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            option = ".".join(str(p) for p in err["loc"]) or "options"
+            raise DetectorOptionError(option, str(err["msg"])) from None
+
+
+@dataclass
+class _Episode:
+    track_id: int
+    class_id: int
+    label: str
+    box: tuple[float, float, float, float]
+    confidence: float
+    max_confidence: float
+    zones: tuple[str, ...] = ()
+    opened: bool = False
+    last_report: float = 0.0
+    outside_since: float | None = None
+
+
+class Detector:
+    name = "detector"
+    depends: tuple[str, ...] = ()
+
+    def __init__(self, options: DetectorOptions, pool: ResourcePool, camera_id: int | None = None) -> None:
+        self.options = options
+        self._pool = pool
+        self._camera_id = camera_id
+        spec = self._spec(pool, options.model)
+        self.spec = spec
+        self.class_names: tuple[str, ...] = spec.class_names
+        self.input_width, self.input_height = _input_size(spec)
+        self._watched = self._class_ids(options.classes)
+        self.zones: tuple[Zone, ...] = parse_zones(options.zones)
+        self.masks: tuple[Polygon, ...] = parse_masks(options.masks)
+        self.tracker = ByteTracker(
+            high_threshold=options.min_confidence,
+            lost_after_s=options.lost_after_s,
+            min_hits=options.min_hits,
+        )
+        self._episodes: dict[int, _Episode] = {}
+        if camera_id is not None:
+            pool.attach(options.model, camera_id)
+
+    @staticmethod
+    def _spec(pool: ResourcePool, model: str) -> ModelSpec:
+        try:
+            spec = pool.spec(model)
+        except ArgusError:
+            raise DetectorOptionError("model", f"no model named {model!r} is registered") from None
+        if spec.kind != "detector" or spec.layout is None:
+            raise DetectorOptionError("model", f"{model!r} is a {spec.kind} model, not a detector")
+        return spec
+
+    def _class_ids(self, classes: tuple[str, ...] | None) -> frozenset[int] | None:
+        if classes is None:
+            return None
+        unknown = [c for c in classes if c not in self.class_names]
+        if unknown:
+            known = ", ".join(self.class_names[:20]) + (" ..." if len(self.class_names) > 20 else "")
+            raise DetectorOptionError("classes", f"unknown class {unknown[0]!r} (model knows: {known})")
+        return frozenset(self.class_names.index(c) for c in classes)
+
+    # -- per frame ----------------------------------------------------------------------------------
+
+    async def process(self, frame: Frame, deps: Mapping[str, Observation]) -> Observation:
+        tensor, box = await asyncio.to_thread(self.prepare, frame.image)
+        outputs = await self._pool.infer(self.options.model, tensor)
+        found = await asyncio.to_thread(self.postprocess, outputs[0], box, frame)
+        update = self.tracker.update(found.boxes, found.scores, found.class_ids, frame.captured_at)
+        detections = tuple(
+            Detection(
+                *map(float, found.boxes[i]),
+                float(found.scores[i]),
+                int(found.class_ids[i]),
+                self.class_names[int(found.class_ids[i])],
+                update.track_ids[i],
+            )
+            for i in range(len(found))
+            if found.scores[i] >= self.options.min_confidence
+        )
+        findings = self._follow(detections, [t.id for t in update.lost if t.id is not None], frame)
+        return Observation(
+            analyzer=self.name,
+            score=max((d.confidence for d in detections), default=None),
+            detections=detections,
+            findings=findings,
+            data={"model": self.options.model, "tracks": sorted(e.track_id for e in self._episodes.values())},
+        )
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        norm = self.spec.normalization
+        boxed, box = letterbox(image, self.input_width, self.input_height)
+        if norm.channel_order == "gray":
+            gray = boxed.mean(axis=2, keepdims=True).astype(np.uint8)
+            tensor = to_tensor(gray, rgb=False, scale=norm.scale, mean=_rgb(norm.mean), std=_rgb(norm.std))[
+                :1
+            ]
+        else:
+            tensor = to_tensor(
+                boxed,
+                rgb=norm.channel_order == "rgb",
+                scale=norm.scale,
+                mean=_rgb(norm.mean),
+                std=_rgb(norm.std),
+            )
+        return tensor, box
+
+    def postprocess(self, output: np.ndarray, box: Letterbox, frame: Frame) -> Decoded:
+        """Raw output -> candidates in stream pixels that pass the class, area and mask filters."""
+        assert self.spec.layout is not None
+        low = min(LOW_CONFIDENCE, self.options.min_confidence)
+        found = decode(output, self.spec.layout, len(self.class_names), low)
+        if self._watched is not None and len(found):
+            found = found.take(np.flatnonzero(np.isin(found.class_ids, list(self._watched))))
+        found = nms(found, self.options.iou_threshold)
+        src_w, src_h = frame.source_width, frame.source_height
+        boxes = to_source(found.boxes, box, (frame.width, frame.height), (src_w, src_h))
+        found = Decoded(boxes, found.scores, found.class_ids)
+        keep = np.ones(len(found), dtype=bool)
+        if self.options.min_area > 0:
+            min_px = (
+                self.options.min_area * src_w * src_h if self.options.min_area <= 1 else self.options.min_area
+            )
+            keep &= (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) >= min_px
+        if self.masks:
+            keep &= np.array([not masked(anchor(b, src_w, src_h), self.masks) for b in boxes], dtype=bool)
+        return found.take(np.flatnonzero(keep))
+
+    # -- episodes -----------------------------------------------------------------------------------
+
+    def _follow(
+        self, detections: tuple[Detection, ...], lost: list[int], frame: Frame
+    ) -> tuple[Finding, ...]:
+        t = frame.captured_at
+        findings: list[Finding] = []
+        for d in detections:
+            if d.track_id is None:
+                continue
+            ep = self._episodes.get(d.track_id)
+            if ep is None:
+                ep = _Episode(
+                    d.track_id, d.class_id, d.label, (d.x1, d.y1, d.x2, d.y2), d.confidence, d.confidence
+                )
+                self._episodes[d.track_id] = ep
+            ep.box, ep.confidence = (d.x1, d.y1, d.x2, d.y2), d.confidence
+            ep.max_confidence = max(ep.max_confidence, d.confidence)
+            if not self.zones:
+                phase = self._step_anywhere(ep, t)
+            else:
+                phase = self._step_zones(
+                    ep, zones_of(anchor(ep.box, frame.source_width, frame.source_height), self.zones), t
+                )
+            if phase is not None:
+                findings.append(self._finding(ep, phase, t))
+        for ep in list(self._episodes.values()):
+            if (
+                ep.opened
+                and ep.outside_since is not None
+                and t - ep.outside_since > self.options.lost_after_s
+            ):
+                ep.opened, ep.outside_since = False, None
+                findings.append(self._finding(ep, "close", t, reason="left_zone"))
+        for track_id in lost:
+            ep = self._episodes.pop(track_id, None)
+            if ep is not None and ep.opened:
+                findings.append(self._finding(ep, "close", t, reason="lost"))
+        return tuple(findings)
+
+    def _step_anywhere(self, ep: _Episode, t: float) -> FindingPhase | None:
+        if not ep.opened:
+            ep.opened = True
+            return "open"
+        return "update" if t - ep.last_report >= self.options.update_every_s else None
+
+    def _step_zones(self, ep: _Episode, zones: tuple[str, ...], t: float) -> FindingPhase | None:
+        if not zones:
+            if ep.opened and ep.outside_since is None:
+                ep.outside_since = t
+            return None
+        ep.outside_since = None
+        changed, ep.zones = zones != ep.zones, zones
+        if not ep.opened:
+            ep.opened = True
+            return "open"
+        return "update" if changed or t - ep.last_report >= self.options.update_every_s else None
+
+    def _finding(self, ep: _Episode, phase: FindingPhase, t: float, **extra: Any) -> Finding:
+        ep.last_report = t
+        data: dict[str, Any] = {
+            "label": ep.label,
+            "class_id": ep.class_id,
+            "confidence": round(ep.confidence, 4),
+            "max_confidence": round(ep.max_confidence, 4),
+            "box": [round(v, 1) for v in ep.box],
+            "zones": list(ep.zones),
+            "track_id": ep.track_id,
+            **extra,
+        }
+        return Finding(
+            kind="object", key=f"track:{ep.track_id}", phase=phase, severity=self.options.severity,
+            score=ep.max_confidence, data=data,
+        )  # fmt: skip
+
+    def finish(self) -> tuple[Finding, ...]:
+        """Close every open episode and forget the tracks (the camera is stopping)."""
+        findings = tuple(
+            self._finding(ep, "close", ep.last_report, reason="stopped")
+            for ep in self._episodes.values()
+            if ep.opened
+        )
+        self._episodes.clear()
+        self.tracker = ByteTracker(
+            high_threshold=self.options.min_confidence,
+            lost_after_s=self.options.lost_after_s,
+            min_hits=self.options.min_hits,
+        )
+        if self._camera_id is not None:
+            self._pool.detach(self.options.model, self._camera_id)
+        return findings
+
+
+def _rgb(values: tuple[float, ...]) -> tuple[float, float, float]:
+    return (values[0],) * 3 if len(values) == 1 else (values[0], values[1], values[2])
+
+
+def _input_size(spec: ModelSpec) -> tuple[int, int]:
+    if spec.input_size is not None:
+        return spec.input_size
+    shape = spec.input_shape or ()
+    if len(shape) == 4 and shape[2] and shape[3]:
+        return int(shape[3]), int(shape[2])
+    raise DetectorOptionError(
+        "model", f"{spec.name!r} has a dynamic input size and no input_size in its manifest"
+    )
+
+
+def create_detector(options: Mapping[str, Any], ctx: AnalyzerContext) -> Detector:
+    """The registry's factory: validate options against the model, then build the analyzer."""
+    return Detector(DetectorOptions.parse(options), ctx.pool, ctx.camera_id)
+
+
+ANALYZER = AnalyzerType(
+    name="detector",
+    factory=create_detector,
+    options_model=DetectorOptions,
+    models=lambda options: [options["model"]],
+    description="YOLO-family object detection with tracking, zones and masks",
+)
