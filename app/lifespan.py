@@ -17,13 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.analyzers.registry import AnalyzerRegistry
 from app.analyzers.tracing import Tracer
-from app.analyzers.tracing import Tracer
 from app.auth.keys import KeyVerifier
 from app.cameras.manager import MultiCameraManager
 from app.cameras.pipeline import PipelineDeps
 from app.config import Settings
 from app.events.bus import EventBus
-from app.inference.pool import ResourcePool
 from app.events.logger import AsyncEventLogger
 from app.inference.pool import ResourcePool
 from app.kit.db import create_engine, create_sessionmaker
@@ -79,11 +77,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         parts = rt.parts
 
         # -- inference (pool) --
-        pool = await stack.enter_async_context(ResourcePool.from_settings(settings))
-        parts["pool"] = pool
-        tracer = Tracer.from_settings(settings)
-        stack.callback(tracer.close)
-        parts["tracer"] = tracer
         pool = await stack.enter_async_context(ResourcePool.from_settings(settings))
         parts["pool"] = pool
         tracer = Tracer.from_settings(settings)

@@ -16,7 +16,6 @@ from app.errors import install_error_handler
 from app.events.endpoints import router as events_router
 from app.health import router as health_router
 from app.inference.endpoints import router as models_router
-from app.inference.endpoints import router as models_router
 from app.lifespan import lifespan
 from app.live.endpoints import router as live_router
 from app.metrics import REGISTRY
@@ -37,7 +36,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handler(app)
     app.include_router(health_router)
     # -- routers --
-    app.include_router(models_router)
     app.include_router(cameras_router)
     app.include_router(models_router)
     app.include_router(events_router)
