@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import __version__
+from app.alerts.endpoints import routers as alert_routers
 from app.auth.deps import require_api_key
 from app.cameras.endpoints import router as cameras_router
 from app.config import Settings
@@ -16,6 +17,7 @@ from app.errors import install_error_handler
 from app.events.endpoints import router as events_router
 from app.health import router as health_router
 from app.inference.endpoints import router as models_router
+from app.kit.redact import install_log_redaction
 from app.lifespan import lifespan
 from app.live.endpoints import router as live_router
 from app.metrics import REGISTRY
@@ -28,6 +30,7 @@ Every route except `/api/health` and these docs needs `Authorization: Bearer <AP
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    install_log_redaction()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -36,6 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handler(app)
     app.include_router(health_router)
     # -- routers --
+    for router in alert_routers:
+        app.include_router(router)
     app.include_router(cameras_router)
     app.include_router(models_router)
     app.include_router(events_router)

@@ -79,8 +79,13 @@ async def camera_status(
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no frame yet"}},
 )
-async def camera_snapshot(camera_id: int, service: ServiceDep, rt: RuntimeDep, _: ApiKeyDep) -> Response:
+async def camera_snapshot(
+    camera_id: int, service: ServiceDep, manager: ManagerDep, rt: RuntimeDep, _: ApiKeyDep
+) -> Response:
     await service.get(camera_id)
+    pipeline = manager.get(camera_id)
+    if pipeline is not None:
+        pipeline.offer_latest()
     jpeg = await rt.parts["hub"].snapshot_jpeg(camera_id)
     if jpeg is None:
         raise ArgusError(f"camera {camera_id} has no frame yet", 404)

@@ -52,6 +52,7 @@ class CameraPipeline:
         self.deps = deps
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._offered: Frame | None = None
         ctx = AnalyzerContext(config.id, deps.pool, deps.settings, deps.tracer)
         self.analyzers = deps.registry.build_chain(config.chain(), ctx)
         self.runner = AnalyzerRunner(
@@ -97,15 +98,18 @@ class CameraPipeline:
         Polled at twice the wanted rate (the hub encodes on its own tick, so this only bounds staleness);
         the source converts live frames only while someone watches.
         """
-        last: Frame | None = None
         while True:
             fps = self.deps.hub.demand(self.config.id)
             self.source.set_live_demand(fps)
-            frame = self.source.latest()
-            if frame is not None and frame is not last:
-                self.deps.hub.offer(frame)
-                last = frame
+            self.offer_latest()
             await asyncio.sleep(1 / (2 * fps) if fps > 0 else IDLE_POLL_S)
+
+    def offer_latest(self) -> None:
+        """Hand the source's newest frame to the hub, once (snapshots call this too, for freshness)."""
+        frame = self.source.latest()
+        if frame is not None and frame is not self._offered:
+            self.deps.hub.offer(frame)
+            self._offered = frame
 
     def _publish_detections(self, frame: Frame, result: FrameResult) -> None:
         """Boxes in stream pixels; sent also when empty so clients clear stale overlays."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 _CRED_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@")
@@ -28,3 +30,25 @@ def mask_url(url: str) -> str:
 def mask_text(text: str) -> str:
     """Mask every `scheme://user:password@` inside free text (error messages from FFmpeg, logs)."""
     return _CRED_RE.sub(lambda m: f"{m['scheme']}{m['user']}:****@", text)
+
+
+def install_log_redaction() -> None:
+    """Mask credentials in every log record, whoever logs it (FFmpeg errors, SQL parameters, tracebacks).
+
+    Done in the record factory, so it holds for every handler, including ones added later.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_argus_redacting", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if "@" in str(record.msg) or (record.args and "@" in str(record.args)):
+            record.msg, record.args = mask_text(record.getMessage()), None
+        if record.exc_info and record.exc_info[1] is not None and "@" in str(record.exc_info[1]):
+            record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return record
+
+    factory._argus_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

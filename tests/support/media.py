@@ -1,0 +1,32 @@
+"""Real video files for tests, written with OpenCV: a static scene, or one with a burst of motion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def write_video(
+    path: Path,
+    seconds: float,
+    fps: int = 15,
+    size: tuple[int, int] = (320, 240),
+    motion: tuple[float, float] | None = None,
+) -> Path:
+    """MJPG .avi of a textured static background; with `motion=(start_s, end_s)` a bright block crosses."""
+    w, h = size
+    rng = np.random.default_rng(7)
+    background = cv2.GaussianBlur(rng.integers(60, 120, (h, w, 3), dtype=np.uint8), (9, 9), 0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened(), "OpenCV cannot write MJPG here"
+    for i in range(int(seconds * fps)):
+        frame = background.copy()
+        t = i / fps
+        if motion and motion[0] <= t < motion[1]:
+            x = int((t - motion[0]) / (motion[1] - motion[0]) * (w - 60))
+            cv2.rectangle(frame, (x, h // 3), (x + 60, h // 3 + 80), (255, 255, 255), -1)
+        writer.write(frame)
+    writer.release()
+    return path
