@@ -1,0 +1,117 @@
+"""Sampler: paces at analysis_fps, skips (never queues) for a slow consumer, stops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.config import Settings
+from app.stream.drop_policy import DropCounter, DropReason, FrameGate
+from app.stream.frame import Frame
+from app.stream.sampler import Sampler
+from app.stream.source import OpenCVSource
+
+IMAGE = np.zeros((4, 4, 3), np.uint8)
+
+
+class ScriptedSource:
+    """A source the test drives frame by frame on a fake clock (the GatedSource protocol)."""
+
+    def __init__(self) -> None:
+        self.drops = DropCounter()
+        self.gate: FrameGate | None = None
+
+    def set_gate(self, gate: FrameGate | None) -> None:
+        self.gate = gate
+
+    async def decode(self, frames: int, fps: float = 15.0) -> None:
+        for seq in range(1, frames + 1):
+            now = seq / fps
+            await asyncio.sleep(0)  # the consumer runs between frames, as with a real capture thread
+            if self.gate is not None and self.gate.wants(seq, now):
+                self.gate.deliver(Frame(1, seq, now, IMAGE, 4, 4), now)
+            await asyncio.sleep(0)
+
+
+async def collect(sampler: Sampler, into: list[Frame]) -> None:
+    async for frame in sampler:
+        into.append(frame)
+
+
+class TestPacing:
+    @pytest.mark.parametrize(("fps", "expected"), [(0.2, 2), (1, 10), (5, 50), (30, 150)])
+    async def test_yields_at_analysis_fps(self, fps: float, expected: int) -> None:
+        # given a 15 FPS source and a consumer that is always ready
+        source = ScriptedSource()
+        sampler = Sampler(source, analysis_fps=fps)
+        got: list[Frame] = []
+        consumer = asyncio.create_task(collect(sampler, got))
+        # when 10 s of frames are decoded
+        await source.decode(150)
+        sampler.close()
+        await asyncio.wait_for(consumer, 2.0)
+        # then the sampler yields analysis_fps frames a second, the rest counted not_sampled
+        assert abs(len(got) - expected) <= 1
+        assert sampler.frames_analyzed == len(got)
+        assert source.drops.get(DropReason.NOT_SAMPLED) == 150 - len(got)
+
+    def test_rate_outside_bounds_is_refused(self) -> None:
+        for bad in (0.1, 31, 0):
+            with pytest.raises(ValueError, match="analysis_fps"):
+                Sampler(ScriptedSource(), analysis_fps=bad)
+
+    async def test_every_nth(self) -> None:
+        source = ScriptedSource()
+        sampler = Sampler(source, analysis_fps=5, policy="every_nth", every_n=5)
+        got: list[Frame] = []
+        consumer = asyncio.create_task(collect(sampler, got))
+        await source.decode(50)
+        sampler.close()
+        await consumer
+        assert [f.seq for f in got] == [5, 10, 15, 20, 25, 30, 35, 40, 45, 50]
+
+
+class TestSlowConsumer:
+    async def test_real_file_slow_consumer_gets_fresh_frames_not_a_backlog(
+        self, settings: Settings, video_file: Path
+    ) -> None:
+        # given a real looping file source analysed at 15 FPS (every frame) by a slow consumer
+        source = OpenCVSource(7, str(video_file), settings)
+        sampler = Sampler(source, analysis_fps=15)
+        source.start()
+        try:
+            stale = 0
+            for _ in range(4):
+                decoded_when_asked = source.status().frames_in
+                frame = await asyncio.wait_for(anext(sampler), 10.0)
+                # then every frame handed over was decoded after the consumer asked for it
+                stale += frame.seq <= decoded_when_asked
+                # the consumer is busy until the source has decoded 6 more frames
+                await wait_until(lambda f=frame: source.status().frames_in >= f.seq + 6)
+            assert stale == 0
+            # and what it could not take was counted as busy, never queued
+            assert source.drops.get(DropReason.BUSY) >= 3
+            assert sampler.gate.delivered == 4
+        finally:
+            sampler.close()
+            await source.aclose()
+
+    async def test_close_ends_iteration_and_unplugs_the_gate(self) -> None:
+        source = ScriptedSource()
+        sampler = Sampler(source)
+        consumer = asyncio.create_task(collect(sampler, []))
+        await asyncio.sleep(0)
+        sampler.close()
+        await asyncio.wait_for(consumer, 2.0)
+        assert source.gate is None
+
+
+async def wait_until(condition: object, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():  # type: ignore[operator]
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
