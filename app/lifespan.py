@@ -24,6 +24,7 @@ from app.config import Settings
 from app.events.bus import EventBus
 from app.events.logger import AsyncEventLogger
 from app.inference.pool import ResourcePool
+from app.integrations.vlm import VlmDescriber
 from app.kit.db import create_engine, create_sessionmaker
 from app.live.hub import LiveHub
 from app.migrate import pending_revisions, upgrade_async
@@ -94,6 +95,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         parts["hub"] = hub
         bus.subscribe("live", hub.publish_event)
         # -- vlm --
+        if settings.vlm_base_url:
+            vlm = await stack.enter_async_context(VlmDescriber.from_settings(settings, bus))
+            parts["vlm"] = vlm
+            bus.subscribe("vlm", vlm.consider, direct=True)  # consider() only enqueues, never blocks
         # -- cameras (manager: last to start, first to stop) --
         registry = AnalyzerRegistry()
         parts["registry"] = registry
