@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.alerts import AlertEngine, DispatchPolicy, WebhookDispatcher
 from app.analyzers.registry import AnalyzerRegistry
 from app.analyzers.tracing import Tracer
 from app.auth.keys import KeyVerifier
@@ -88,6 +89,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         parts["event_logger"] = event_logger
         bus.subscribe("event_logger", event_logger.log, direct=True)
         # -- alerts --
+        dispatcher = await stack.enter_async_context(
+            WebhookDispatcher(sessionmaker, DispatchPolicy.from_settings(settings))
+        )
+        alert_engine = await stack.enter_async_context(
+            AlertEngine.from_settings(
+                sessionmaker, settings, on_alert=dispatcher.wake, drain_upstream=bus.drain
+            )
+        )
+        bus.subscribe("alerts", alert_engine.consider)
+        parts["alert_dispatcher"] = dispatcher
+        parts["alerts"] = alert_engine
         # -- live --
         hub = await stack.enter_async_context(
             LiveHub(settings.live_fps, settings.live_jpeg_quality, settings.live_max_width)

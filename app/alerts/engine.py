@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -59,6 +59,7 @@ class AlertEngine:
         now: Callable[[], datetime] = utcnow,
         on_alert: Callable[[], None] | None = None,
         queue_size: int = 10_000,
+        drain_upstream: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._digest_interval_s = digest_interval_s
@@ -68,6 +69,7 @@ class AlertEngine:
         self._clock = clock
         self._now = now
         self.on_alert = on_alert
+        self._drain_upstream = drain_upstream  # the bus's drain: take what it still holds before stopping
         self.dedup = Deduplicator(clock=clock)
         self._queue: asyncio.Queue[NewEvent] = asyncio.Queue(queue_size)
         self._seen: OrderedDict[tuple[int, str], None] = OrderedDict()
@@ -96,6 +98,11 @@ class AlertEngine:
         return self
 
     async def __aexit__(self, *_: object) -> None:
+        if self._drain_upstream is not None:
+            try:
+                await self._drain_upstream()
+            except Exception:
+                log.exception("draining the bus before stopping the alert engine failed")
         try:
             await asyncio.wait_for(self._queue.join(), 10.0)
         except TimeoutError:

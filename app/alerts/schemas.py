@@ -1,0 +1,193 @@
+"""Alert API schemas: webhooks (the secret is write-only), alert rules, alert deliveries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+from app.kit.redact import mask_url
+from app.kit.schemas import Schema
+
+SeverityName = Literal["low", "medium", "high", "critical"]
+StatusName = Literal["pending", "retrying", "delivered", "dead"]
+
+
+def validate_webhook_url(url: str) -> str:
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("webhook url must be http:// or https://")
+    if not parts.hostname:
+        raise ValueError("webhook url needs a host")
+    return url
+
+
+def _name(v: str | None) -> str | None:
+    if v is None:
+        return None
+    v = v.strip()
+    if not v:
+        raise ValueError("name must not be empty")
+    return v
+
+
+class WebhookFields(BaseModel):
+    @field_validator("url", check_fields=False)
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else validate_webhook_url(v)
+
+    @field_validator("name", check_fields=False)
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return _name(v)
+
+
+class WebhookCreate(WebhookFields):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "pager",
+                    "url": "https://hooks.example.com/argus",
+                    "secret": "a-long-random-shared-secret",
+                    "enabled": True,
+                    "timeout_s": 5,
+                }
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=100)
+    url: str = Field(max_length=2048, description="http:// or https:// only")
+    secret: str = Field(min_length=8, max_length=256, description="HMAC key; write-only, never returned")
+    enabled: bool = True
+    timeout_s: float = Field(5.0, gt=0, le=60, description="per-request timeout")
+
+
+class WebhookUpdate(WebhookFields):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"enabled": False}]})
+
+    name: str | None = Field(None, min_length=1, max_length=100)
+    url: str | None = Field(None, max_length=2048)
+    secret: str | None = Field(None, min_length=8, max_length=256)
+    enabled: bool | None = None
+    timeout_s: float | None = Field(None, gt=0, le=60)
+
+
+class WebhookRead(Schema):
+    id: int
+    name: str
+    url: str
+    enabled: bool
+    timeout_s: float
+    created_at: datetime
+    updated_at: datetime
+
+    @field_serializer("url")
+    def _mask(self, url: str) -> str:
+        return mask_url(url)
+
+
+class WebhookTestResult(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"ok": True, "status_code": 200, "error": None, "elapsed_ms": 12.5}]}
+    )
+
+    ok: bool
+    status_code: int | None = Field(None, description="the receiver's HTTP status; null if unreachable")
+    error: str | None = None
+    elapsed_ms: float
+
+
+class AlertRuleFields(BaseModel):
+    @field_validator("name", check_fields=False)
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return _name(v)
+
+    @field_validator("camera_ids", "webhook_ids", "event_types", check_fields=False)
+    @classmethod
+    def _unique(cls, v: list[Any] | None) -> list[Any] | None:
+        return None if v is None else list(dict.fromkeys(v))
+
+
+class AlertRuleCreate(AlertRuleFields):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "lobby anomalies",
+                    "camera_ids": [1],
+                    "event_types": ["anomaly"],
+                    "min_severity": "high",
+                    "webhook_ids": [1],
+                    "dedup_window_s": 15,
+                    "enabled": True,
+                }
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=100)
+    camera_ids: list[int] = Field(default_factory=list, description="empty = every camera")
+    event_types: list[str] = Field(default_factory=list, description="empty = every type")
+    min_severity: SeverityName = "high"
+    webhook_ids: list[int] = Field(min_length=1, description="webhooks that receive this rule's alerts")
+    dedup_window_s: float | None = Field(
+        None, ge=0, le=86_400, description="one alert per camera and type within this window (default 15)"
+    )
+    enabled: bool = True
+
+
+class AlertRuleUpdate(AlertRuleFields):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"min_severity": "critical"}]})
+
+    name: str | None = Field(None, min_length=1, max_length=100)
+    camera_ids: list[int] | None = None
+    event_types: list[str] | None = None
+    min_severity: SeverityName | None = None
+    webhook_ids: list[int] | None = Field(None, min_length=1)
+    dedup_window_s: float | None = Field(None, ge=0, le=86_400)
+    enabled: bool | None = None
+
+
+class AlertRuleRead(Schema):
+    id: int
+    name: str
+    camera_ids: list[int]
+    event_types: list[str]
+    min_severity: SeverityName
+    webhook_ids: list[int]
+    dedup_window_s: float
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class AlertRead(Schema):
+    """One alert's delivery to one webhook (an outbox row)."""
+
+    id: str = Field(description="also the Idempotency-Key of its delivery")
+    rule_id: int | None
+    webhook_id: int
+    event_id: str
+    camera_id: int | None
+    event_type: str
+    severity: SeverityName
+    priority: Literal["immediate", "digest"]
+    status: StatusName
+    attempts: int
+    suppressed_count: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    digest_id: str | None = Field(description="Idempotency-Key of the digest POST that carries it")
+    created_at: datetime
+    payload: dict[str, Any]
