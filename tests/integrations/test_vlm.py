@@ -22,6 +22,7 @@ from app.main import create_app
 from app.metrics import VLM_REQUESTS
 from tests.conftest import AUTH, make_settings
 from tests.support.fake_vlm import FakeVlm, fake_vlm
+from tests.support.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture
@@ -250,3 +251,39 @@ async def test_lifespan_wires_the_vlm_and_the_description_reaches_the_database(
         assert row["description"] == "A delivery van stops at the gate."
         assert row["severity"] == "high"
         assert rt.vlm.stats()["outcomes"] == {"ok": 1}
+
+
+async def test_a_severity_raised_by_the_vlm_reaches_the_alert_engine(fake: FakeVlm, tmp_path: Path) -> None:
+    fake.answer = '{"description": "A man is forcing the door open.", "severity": "critical"}'
+    settings = make_settings(tmp_path / "data", vlm_base_url=fake.base_url, vlm_min_severity="low")
+    app = create_app(settings)
+    with WebhookReceiver() as receiver:
+        async with app.router.lifespan_context(app):
+            rt = app.state.runtime
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://argus", headers=AUTH
+            ) as client:
+                hook = await client.post(
+                    "/api/webhooks", json={"name": "pager", "url": receiver.url, "secret": receiver.secret}
+                )
+                assert hook.status_code == 201, hook.text
+                rule = await client.post(
+                    "/api/alert-rules",
+                    json={"name": "urgent", "min_severity": "high", "webhook_ids": [hook.json()["id"]]},
+                )
+                assert rule.status_code == 201, rule.text
+            # given: a low event no rule matches on its own
+            event = NewEvent(
+                camera_id=None, type="external", severity=Severity.low, started_at=datetime.now(UTC)
+            )
+            jpeg = np.zeros((8, 8, 3), np.uint8)
+            event = event.evolve(snapshot_path=write_snapshot(settings.data_dir, event.id, None, jpeg))
+            # when: it is published and the VLM rates it critical
+            rt.bus.publish(event)
+            await rt.vlm.idle()
+            # then: the update fires the rule and the webhook receives the alert
+            await receiver.wait_until(lambda r: len(r.delivered) >= 1)
+        [delivery] = receiver.delivered
+        assert event.id in delivery.body.decode()
+        assert "critical" in delivery.body.decode()
