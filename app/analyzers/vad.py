@@ -39,13 +39,17 @@ class VadOptions(BaseModel):
 
 
 def severity_for(z: float, threshold: float) -> SeverityName:
-    """Bands in multiples of the threshold: [1, 2) low, [2, 4) medium, [4, 8) high, >= 8 critical."""
+    """Bands in multiples of the threshold: [1, 4) low, [4, 10) medium, [10, 25) high, >= 25 critical.
+
+    Wide on purpose: on a still scene (std at its floor) a person crossing gives z ~ 10-30 (low/medium),
+    the whole picture changing (lights, tampering, smoke) gives z in the hundreds (critical).
+    """
     ratio = z / threshold
-    if ratio >= 8:
+    if ratio >= 25:
         return "critical"
-    if ratio >= 4:
+    if ratio >= 10:
         return "high"
-    if ratio >= 2:
+    if ratio >= 4:
         return "medium"
     return "low"
 
