@@ -46,125 +46,125 @@ class TestValidation:
         ],
     )
     async def test_bad_input_is_422_naming_the_field(
-        self, app_client: httpx.AsyncClient, body: dict[str, object], field: str
+        self, api_client: httpx.AsyncClient, body: dict[str, object], field: str
     ) -> None:
-        r = await app_client.post("/api/cameras", json=body)
+        r = await api_client.post("/api/cameras", json=body)
         assert r.status_code == 422
         locations = [".".join(str(p) for p in e["loc"]) for e in r.json()["detail"]]
         assert any(field in loc for loc in locations), locations
 
-    async def test_unknown_analyzer_is_422_naming_it(self, app_client: httpx.AsyncClient, clip: str) -> None:
-        r = await app_client.post(
+    async def test_unknown_analyzer_is_422_naming_it(self, api_client: httpx.AsyncClient, clip: str) -> None:
+        r = await api_client.post(
             "/api/cameras", json={"name": "a", "url": clip, "analyzers": [{"name": "telepathy"}]}
         )
         assert r.status_code == 422
         assert "telepathy" in r.json()["detail"]
         assert r.json()["field"].startswith("analyzers")
 
-    async def test_duplicate_name_is_409(self, app_client: httpx.AsyncClient, clip: str) -> None:
-        assert (await app_client.post("/api/cameras", json={"name": "dup", "url": clip})).status_code == 201
-        r = await app_client.post("/api/cameras", json={"name": "dup", "url": clip})
+    async def test_duplicate_name_is_409(self, api_client: httpx.AsyncClient, clip: str) -> None:
+        assert (await api_client.post("/api/cameras", json={"name": "dup", "url": clip})).status_code == 201
+        r = await api_client.post("/api/cameras", json={"name": "dup", "url": clip})
         assert r.status_code == 409
         assert r.json()["field"] == "name"
 
-    async def test_rename_onto_existing_name_is_409(self, app_client: httpx.AsyncClient, clip: str) -> None:
-        await app_client.post("/api/cameras", json={"name": "one", "url": clip, "enabled": False})
+    async def test_rename_onto_existing_name_is_409(self, api_client: httpx.AsyncClient, clip: str) -> None:
+        await api_client.post("/api/cameras", json={"name": "one", "url": clip, "enabled": False})
         two = (
-            await app_client.post("/api/cameras", json={"name": "two", "url": clip, "enabled": False})
+            await api_client.post("/api/cameras", json={"name": "two", "url": clip, "enabled": False})
         ).json()
-        r = await app_client.patch(f"/api/cameras/{two['id']}", json={"name": "one"})
+        r = await api_client.patch(f"/api/cameras/{two['id']}", json={"name": "one"})
         assert r.status_code == 409
 
     @pytest.mark.parametrize(
         "path", ["/api/cameras/999", "/api/cameras/999/status", "/api/cameras/999/snapshot.jpg"]
     )
-    async def test_unknown_id_is_404(self, app_client: httpx.AsyncClient, path: str) -> None:
-        r = await app_client.get(path)
+    async def test_unknown_id_is_404(self, api_client: httpx.AsyncClient, path: str) -> None:
+        r = await api_client.get(path)
         assert r.status_code == 404
         assert "999" in r.json()["detail"]
 
-    async def test_patch_null_is_422(self, app_client: httpx.AsyncClient, clip: str) -> None:
+    async def test_patch_null_is_422(self, api_client: httpx.AsyncClient, clip: str) -> None:
         cam = (
-            await app_client.post("/api/cameras", json={"name": "n", "url": clip, "enabled": False})
+            await api_client.post("/api/cameras", json={"name": "n", "url": clip, "enabled": False})
         ).json()
-        r = await app_client.patch(f"/api/cameras/{cam['id']}", json={"url": None})
+        r = await api_client.patch(f"/api/cameras/{cam['id']}", json={"url": None})
         assert r.status_code == 422
         assert r.json()["field"] == "url"
 
 
 class TestMasking:
     async def test_password_never_returned_or_logged(
-        self, app_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+        self, api_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
     ) -> None:
         caplog.set_level(logging.DEBUG)
         url = "rtsp://admin:s3cret-pw@127.0.0.1:9/stream1"
-        created = await app_client.post("/api/cameras", json={"name": "lobby", "url": url})
+        created = await api_client.post("/api/cameras", json={"name": "lobby", "url": url})
         assert created.status_code == 201
         assert created.json()["url"] == "rtsp://admin:****@127.0.0.1:9/stream1"
         cid = created.json()["id"]
 
         async def failed_once() -> bool:
-            return (await app_client.get(f"/api/cameras/{cid}/status")).json()["last_error"] is not None
+            return (await api_client.get(f"/api/cameras/{cid}/status")).json()["last_error"] is not None
 
         await wait_for(failed_once)
         bodies = [
-            (await app_client.get("/api/cameras")).text,
-            (await app_client.get(f"/api/cameras/{cid}")).text,
-            (await app_client.get(f"/api/cameras/{cid}/status")).text,
+            (await api_client.get("/api/cameras")).text,
+            (await api_client.get(f"/api/cameras/{cid}")).text,
+            (await api_client.get(f"/api/cameras/{cid}/status")).text,
         ]
-        await app_client.delete(f"/api/cameras/{cid}")
+        await api_client.delete(f"/api/cameras/{cid}")
         for text in [*bodies, caplog.text]:
             assert "s3cret-pw" not in text
         assert "admin:****@" in caplog.text
 
 
 class TestLifecycle:
-    async def test_create_streams_and_delete_stops(self, app_client: httpx.AsyncClient, clip: str) -> None:
-        cam = (await app_client.post("/api/cameras", json={"name": "c", "url": clip})).json()
+    async def test_create_streams_and_delete_stops(self, api_client: httpx.AsyncClient, clip: str) -> None:
+        cam = (await api_client.post("/api/cameras", json={"name": "c", "url": clip})).json()
 
         async def streaming() -> bool:
-            status = (await app_client.get(f"/api/cameras/{cam['id']}/status")).json()
+            status = (await api_client.get(f"/api/cameras/{cam['id']}/status")).json()
             return status["state"] == "streaming" and status["frames_analyzed"] > 0
 
         await wait_for(streaming)
-        snap = await app_client.get(f"/api/cameras/{cam['id']}/snapshot.jpg")
+        snap = await api_client.get(f"/api/cameras/{cam['id']}/snapshot.jpg")
         assert snap.status_code == 200
         assert snap.content[:2] == b"\xff\xd8"
         assert f"argus.capture:{cam['id']}" in capture_threads()
 
-        assert (await app_client.delete(f"/api/cameras/{cam['id']}")).status_code == 204
+        assert (await api_client.delete(f"/api/cameras/{cam['id']}")).status_code == 204
         assert f"argus.capture:{cam['id']}" not in capture_threads()
-        assert (await app_client.get(f"/api/cameras/{cam['id']}")).status_code == 404
+        assert (await api_client.get(f"/api/cameras/{cam['id']}")).status_code == 404
 
-    async def test_disable_stops_and_enable_restarts(self, app_client: httpx.AsyncClient, clip: str) -> None:
-        cam = (await app_client.post("/api/cameras", json={"name": "d", "url": clip})).json()
-        r = await app_client.patch(f"/api/cameras/{cam['id']}", json={"enabled": False})
+    async def test_disable_stops_and_enable_restarts(self, api_client: httpx.AsyncClient, clip: str) -> None:
+        cam = (await api_client.post("/api/cameras", json={"name": "d", "url": clip})).json()
+        r = await api_client.patch(f"/api/cameras/{cam['id']}", json={"enabled": False})
         assert r.json()["state"] == "stopped"
         assert f"argus.capture:{cam['id']}" not in capture_threads()
-        r = await app_client.patch(f"/api/cameras/{cam['id']}", json={"enabled": True, "analysis_fps": 2})
+        r = await api_client.patch(f"/api/cameras/{cam['id']}", json={"enabled": True, "analysis_fps": 2})
         assert r.json()["analysis_fps"] == 2
         assert f"argus.capture:{cam['id']}" in capture_threads()
 
-    async def test_list_shows_state(self, app_client: httpx.AsyncClient, clip: str) -> None:
-        await app_client.post("/api/cameras", json={"name": "off", "url": clip, "enabled": False})
-        cams = (await app_client.get("/api/cameras")).json()
+    async def test_list_shows_state(self, api_client: httpx.AsyncClient, clip: str) -> None:
+        await api_client.post("/api/cameras", json={"name": "off", "url": clip, "enabled": False})
+        cams = (await api_client.get("/api/cameras")).json()
         assert [(c["name"], c["state"]) for c in cams] == [("off", "stopped")]
 
 
 class TestAuth:
     @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}])
-    async def test_protected_routes_401(self, app_client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    async def test_protected_routes_401(self, api_client: httpx.AsyncClient, headers: dict[str, str]) -> None:
         for path in ["/api/cameras", "/api/events", "/api/models", "/metrics"]:
-            r = await app_client.get(path, headers={"Authorization": ""} | headers)
+            r = await api_client.get(path, headers={"Authorization": ""} | headers)
             assert r.status_code == 401, path
 
-    async def test_health_and_docs_are_public(self, app_client: httpx.AsyncClient) -> None:
+    async def test_health_and_docs_are_public(self, api_client: httpx.AsyncClient) -> None:
         for path in ["/api/health", "/docs", "/openapi.json"]:
-            assert (await app_client.get(path, headers={"Authorization": ""})).status_code == 200
+            assert (await api_client.get(path, headers={"Authorization": ""})).status_code == 200
 
-    async def test_stored_key_from_cli_works(self, app_client: httpx.AsyncClient, settings) -> None:  # type: ignore[no-untyped-def]
+    async def test_stored_key_from_cli_works(self, api_client: httpx.AsyncClient, db_settings) -> None:  # type: ignore[no-untyped-def]
         from app.__main__ import _create_key
 
-        key = await _create_key(settings, "ops")
-        r = await app_client.get("/api/cameras", headers={"Authorization": f"Bearer {key}"})
+        key = await _create_key(db_settings, "ops")
+        r = await api_client.get("/api/cameras", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200
