@@ -54,11 +54,26 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def collapse(events: list[NewEvent]) -> list[NewEvent]:
-    """One row per id, the latest version winning (phase updates and closes carry every field)."""
+    """One row per id: the latest version, merged as the upsert would (EventRepository.upsert_many)."""
     latest: dict[str, NewEvent] = {}
     for event in events:
-        latest[event.id] = event
+        prev = latest.get(event.id)
+        latest[event.id] = event if prev is None else merge(prev, event)
     return list(latest.values())
+
+
+def merge(prev: NewEvent, new: NewEvent) -> NewEvent:
+    """`new` wins, except that ended_at/description/snapshot_path are never unset and severity never
+    drops: a version evolved from an older copy must not undo what a newer one established."""
+    severity = new.severity if new.severity.rank >= prev.severity.rank else prev.severity
+    sticky = {
+        "ended_at": new.ended_at or prev.ended_at,
+        "description": new.description or prev.description,
+        "snapshot_path": new.snapshot_path or prev.snapshot_path,
+    }
+    if severity is new.severity and all(getattr(new, k) == v for k, v in sticky.items()):
+        return new
+    return new.evolve(severity=severity, **sticky)
 
 
 class AsyncEventLogger:

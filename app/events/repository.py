@@ -7,27 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.events.types import Severity
 from app.kit.repository import RepositoryBase
 from app.models import Camera, Event, utcnow
 
-# Columns a later version of an event may change; created_at and id stay as first written.
-_UPDATABLE = (
-    "camera_id",
-    "type",
-    "severity",
-    "score",
-    "started_at",
-    "ended_at",
-    "description",
-    "snapshot_path",
-    "source",
-    "data",
-    "updated_at",
-)
+# Columns a later version simply replaces; created_at and id stay as first written.
+_REPLACED = ("camera_id", "type", "score", "started_at", "source", "data", "updated_at")
+# Set once, never unset: a version evolved from an older copy (a VLM description of the open event
+# arriving after the close) must not reopen the event or drop its snapshot.
+_STICKY = ("ended_at", "description", "snapshot_path")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +50,14 @@ class EventRepository(RepositoryBase[Event]):
         else:  # pragma: no cover - only SQLite and PostgreSQL are supported
             raise RuntimeError(f"unsupported database dialect {dialect}")
         stmt = insert(Event)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Event.id], set_={c: stmt.excluded[c] for c in _UPDATABLE}
+        new, old = stmt.excluded, Event.__table__.c
+        set_: dict[str, Any] = {c: new[c] for c in _REPLACED}
+        set_.update({c: func.coalesce(new[c], old[c]) for c in _STICKY})
+        # severity only rises (a VLM verdict or a worse phase), whatever order versions arrive in
+        set_["severity"] = case(
+            (_rank(new.severity) >= _rank(old.severity), new.severity), else_=old.severity
         )
+        stmt = stmt.on_conflict_do_update(index_elements=[Event.id], set_=set_)
         await self.session.execute(stmt, params)
         return len(params)
 
@@ -88,3 +84,7 @@ class EventRepository(RepositoryBase[Event]):
     async def camera_exists(self, camera_id: int) -> bool:
         found = await self.session.execute(select(Camera.id).where(Camera.id == camera_id))
         return found.scalar_one_or_none() is not None
+
+
+def _rank(col: Any) -> ColumnElement[int]:
+    return case({str(s): s.rank for s in Severity}, value=col, else_=-1)

@@ -186,6 +186,26 @@ class TestUpsert:
         row = await db.row(opened.id)
         assert row is not None and row.score == 1.0 and row.ended_at is not None
 
+    @pytest.mark.parametrize("one_flush", [False, True], ids=["separate-flushes", "one-flush"])
+    async def test_a_version_evolved_from_an_older_copy_does_not_undo_newer_facts(
+        self, db: Db, tmp_path: Path, one_flush: bool
+    ) -> None:
+        # given: the VLM describes the open version after the pipeline has closed (and raised) it
+        opened = ev(severity=Severity.medium)
+        closed = opened.evolve(phase=Phase.close, ended_at=utcnow(), severity=Severity.high)
+        closed = closed.evolve(snapshot_path="a")
+        described = opened.evolve(phase=Phase.update, description="a cat", score=0.5)
+        async with make_logger(db, tmp_path / "spill") as logger:
+            for version in (opened, closed, described):
+                logger.log(version)
+                if not one_flush:
+                    await logger.flush()
+            await logger.flush()
+        row = await db.row(opened.id)
+        assert row is not None
+        assert (row.ended_at, row.severity, row.snapshot_path) == (closed.ended_at, "high", "a")
+        assert (row.description, row.score) == ("a cat", 0.5)
+
     async def test_a_row_the_database_rejects_is_set_aside_and_the_rest_written(
         self, db: Db, tmp_path: Path
     ) -> None:
