@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -175,18 +176,10 @@ class Detector:
         norm = self.spec.normalization
         boxed, box = letterbox(image, self.input_width, self.input_height)
         if norm.channel_order == "gray":
-            gray = boxed.mean(axis=2, keepdims=True).astype(np.uint8)
-            tensor = to_tensor(gray, rgb=False, scale=norm.scale, mean=_rgb(norm.mean), std=_rgb(norm.std))[
-                :1
-            ]
-        else:
-            tensor = to_tensor(
-                boxed,
-                rgb=norm.channel_order == "rgb",
-                scale=norm.scale,
-                mean=_rgb(norm.mean),
-                std=_rgb(norm.std),
-            )
+            boxed = cv2.cvtColor(boxed, cv2.COLOR_BGR2GRAY)[:, :, None]
+        tensor = to_tensor(
+            boxed, rgb=norm.channel_order == "rgb", scale=norm.scale, mean=_rgb(norm.mean), std=_rgb(norm.std)
+        )
         return tensor, box
 
     def postprocess(self, output: np.ndarray, box: Letterbox, frame: Frame) -> Decoded:

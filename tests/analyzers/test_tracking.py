@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.analyzers.tracking import ByteTracker, iou_matrix
+from app.analyzers.tracking import ByteTracker
+from app.analyzers.yolo import iou_matrix
 
 
 def step(tracker: ByteTracker, t: float, *dets: tuple[float, float, float, float, float, int]):  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -62,6 +63,12 @@ class TestLetterbox:
         assert tensor.shape == (3, 2, 2) and tensor.dtype == np.float32
         assert (tensor[0] == 1.0).all() and (tensor[1:] == 0).all()
 
+    def test_tensor_mean_std(self) -> None:
+        image = np.full((2, 2, 3), (0, 128, 255), np.uint8)  # B, G, R
+        tensor = to_tensor(image, mean=(0.5, 0.5, 0.5), std=(0.5, 0.25, 0.5))
+        np.testing.assert_allclose(tensor[:, 0, 0], [1.0, (128 / 255 - 0.5) / 0.25, -1.0], atol=1e-6)
+        assert tensor.flags["C_CONTIGUOUS"]
+
 
 class TestDecode:
     def test_yolov8_layout_through_onnxruntime(self) -> None:
@@ -120,6 +127,26 @@ class TestNMS:
         assert kept.scores.tolist() == pytest.approx([0.9])
         found2 = self.make([[0, 0, 10, 10], [4, 0, 14, 10], [8, 0, 18, 10]], [0.9, 0.7, 0.8], [0, 0, 0])
         assert nms(found2, 0.3).scores.tolist() == pytest.approx([0.9, 0.8])
+
+    def test_matches_opencv_on_random_boxes(self) -> None:
+        rng = np.random.default_rng(7)
+        xy, wh = rng.random((300, 2)) * 600, rng.random((300, 2)) * 80 + 10
+        found = Decoded(
+            np.hstack([xy, xy + wh]).astype(np.float32),
+            rng.random(300).astype(np.float32),
+            rng.integers(0, 4, 300),
+        )
+        rects = np.hstack([found.boxes[:, :2], found.boxes[:, 2:] - found.boxes[:, :2]]).astype(np.float64)
+
+        expected = cv2.dnn.NMSBoxesBatched(
+            rects.tolist(), found.scores.tolist(), found.class_ids.tolist(), 0.0, 0.45
+        )
+        kept = nms(found, 0.45)
+
+        assert sorted(map(tuple, kept.boxes.tolist())) == sorted(
+            map(tuple, found.boxes[np.ravel(expected)].tolist())
+        )
+        assert 50 < len(kept) < 300  # the case really suppresses some boxes
 
     def test_max_detections(self) -> None:
         found = self.make(
