@@ -1,0 +1,1 @@
+"""Live view: frames -> one JPEG per camera per tick -> every WebSocket subscriber (stage 5b)."""

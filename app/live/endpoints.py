@@ -1,0 +1,150 @@
+"""/ws/live (auth, then one reader and one writer task per client) and the static web page at `/`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from fastapi.responses import FileResponse
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from app.auth.deps import websocket_api_key
+from app.errors import NotFound
+from app.kit.tasks import cancel_and_wait, spawn
+from app.live.hub import Client, Closed, LiveHub
+from app.live.protocol import Ping, ProtocolError, Subscribe, Unsubscribe, parse_client_message
+from app.live.repository import existing_camera_ids
+
+log = logging.getLogger("argus.live")
+router = APIRouter()
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+MAX_TEXT = 16_384  # client messages are tiny; anything bigger is a mistake or abuse
+KEEPALIVE_S = 15.0  # an idle connection gets {"type":"keepalive"} this often (proxies drop silent sockets)
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_SLOW = 4408
+
+
+@router.websocket("/ws/live")
+async def live(ws: WebSocket) -> None:
+    """Live frames, detections, events and camera states for the cameras a client subscribes to."""
+    key = await websocket_api_key(ws)
+    await ws.accept()
+    if key is None:
+        await ws.close(code=CLOSE_UNAUTHORIZED, reason="missing or invalid API key")
+        return
+    runtime = ws.app.state.runtime
+    hub: LiveHub = runtime.parts["hub"]
+    client = hub.connect()
+    stall_s: float = runtime.settings.live_stall_timeout_s
+    reader = spawn(_read(ws, hub, client, runtime), name=f"argus.live.reader:{client.id}")
+    writer = spawn(_write(ws, client, stall_s), name=f"argus.live.writer:{client.id}")
+    try:
+        done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hub.disconnect(client)
+        await cancel_and_wait(reader, 1.0)
+        await cancel_and_wait(writer, 1.0)
+    if writer in done and writer.result() == CLOSE_TOO_SLOW:
+        log.info("live client %s reaped: stalled more than %.0f s", client.id, stall_s)
+        await _close(ws, CLOSE_TOO_SLOW, "client too slow")
+    else:
+        await _close(ws, 1000, "")
+
+
+async def _read(ws: WebSocket, hub: LiveHub, client: Client, runtime: Any) -> None:
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:
+            client.put_json(ProtocolError("binary_not_accepted", "send JSON text messages").to_json())
+            continue
+        if len(text) > MAX_TEXT:
+            client.put_json(ProtocolError("too_large", f"messages are limited to {MAX_TEXT} bytes").to_json())
+            continue
+        try:
+            await _handle(parse_client_message(text), hub, client, runtime)
+        except ProtocolError as exc:
+            client.put_json(exc.to_json())
+
+
+async def _handle(msg: Subscribe | Unsubscribe | Ping, hub: LiveHub, client: Client, runtime: Any) -> None:
+    if isinstance(msg, Ping):
+        client.put_json({"type": "pong", "ts": time.time()})
+        return
+    ids = list(dict.fromkeys(msg.camera_ids))  # dedupe, keep order
+    if isinstance(msg, Unsubscribe):
+        hub.unsubscribe(client, ids)
+        client.put_json({"type": "unsubscribed", "camera_ids": ids, "watching": sorted(client.subs)})
+        return
+    known = {i for i in ids if hub.knows(i)}
+    known |= await existing_camera_ids(runtime.sessionmaker, set(ids) - known)
+    unknown = [i for i in ids if i not in known]
+    ok = [i for i in ids if i in known]
+    if ok:
+        hub.subscribe(client, ok, msg.fps)
+        client.put_json(
+            {
+                "type": "subscribed",
+                "camera_ids": ok,
+                "fps": client.subs[ok[0]].fps,
+                "watching": sorted(client.subs),
+            }
+        )
+    if unknown:
+        raise ProtocolError(
+            "unknown_camera",
+            f"no camera with id {', '.join(map(str, unknown))}",
+            field="camera_ids",
+            camera_ids=unknown,
+        )
+
+
+async def _write(ws: WebSocket, client: Client, stall_s: float) -> int:
+    """Send the outbox in order; a send that blocks longer than `stall_s` reaps the client."""
+    while True:
+        message = await client.next_message(KEEPALIVE_S)
+        if isinstance(message, Closed):
+            return 1001
+        if message is None:
+            message = '{"type":"keepalive"}'
+        try:
+            if isinstance(message, bytes):
+                await asyncio.wait_for(ws.send_bytes(message), stall_s)
+            else:
+                await asyncio.wait_for(ws.send_text(message), stall_s)
+        except TimeoutError:
+            return CLOSE_TOO_SLOW
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return 1006
+        client.sent(message)
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    if ws.application_state != WebSocketState.CONNECTED:
+        return
+    # The peer may be gone or stuck: then the server drops the connection once we return.
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(code=code, reason=reason), 2.0)
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/static/{name}", include_in_schema=False)
+async def static(name: str) -> FileResponse:
+    path = WEB_DIR / name
+    # Only the page's own files: no subfolders, no traversal, no Python sources.
+    if "/" in name or name.startswith(".") or path.suffix not in {".html", ".css", ".js", ".svg"}:
+        raise NotFound("file", name)
+    if not path.is_file():
+        raise NotFound("file", name)
+    return FileResponse(path, headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,159 @@
+"""A real Argus server whose runtime the test can reach, and frame producers that feed its live hub."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from app.config import Settings
+from app.live.hub import LiveHub
+from app.main import create_app
+from app.models import Camera
+from app.stream.frame import Frame
+from tests.conftest import API_KEY, make_settings
+from tests.support.server import free_port
+
+T = TypeVar("T")
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: FastAPI
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws/live"
+
+    def ws_auth_url(self, key: str = API_KEY) -> str:
+        return f"{self.ws_url}?token={key}"
+
+    @property
+    def hub(self) -> LiveHub:
+        return self.app.state.runtime.parts["hub"]  # type: ignore[no-any-return]
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+        """Run a coroutine on the server's loop (the hub lives there) and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        async def _call() -> T:
+            return fn(*args)
+
+        return self.run(_call())
+
+    async def arun(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+        """`run` for async tests: waits without blocking the test's own loop."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+
+    async def acall(self, fn: Callable[..., T], *args: Any) -> T:
+        async def _call() -> T:
+            return fn(*args)
+
+        return await self.arun(_call())
+
+    async def add_camera_rows(self, *names: str) -> list[int]:
+        """Camera rows straight into the DB: the ids /ws/live accepts (no pipeline is started)."""
+
+        async def _add() -> list[int]:
+            async with self.app.state.runtime.sessionmaker.begin() as session:
+                rows = [Camera(name=n, url=f"/dev/null/{n}") for n in names]
+                session.add_all(rows)
+                await session.flush()
+                return [r.id for r in rows]
+
+        return await self.arun(_add())
+
+
+def moving_frames(width: int, height: int, count: int = 24, noise: bool = False) -> list[np.ndarray]:
+    """A square crossing the picture (or random noise: large JPEGs that fill socket buffers fast)."""
+    rng = np.random.default_rng(7)
+    frames = []
+    for i in range(count):
+        if noise:
+            img = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+        else:
+            img = np.full((height, width, 3), 40, np.uint8)
+            x = int((width - height // 3) * i / max(1, count - 1))
+            img[height // 3 : 2 * height // 3, x : x + height // 3] = (60, 200, 255)
+        frames.append(img)
+    return frames
+
+
+class Producer:
+    """Offers frames for some cameras at a fixed rate on the server loop, as a camera pipeline would."""
+
+    def __init__(self, hub: LiveHub, camera_ids: list[int], fps: float, images: list[np.ndarray]) -> None:
+        self.hub, self.camera_ids, self.fps, self.images = hub, camera_ids, fps, images
+        self.offered = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        for seq in itertools.count():
+            image = self.images[seq % len(self.images)]
+            h, w = image.shape[:2]
+            for camera_id in self.camera_ids:
+                self.hub.offer(Frame(camera_id, seq, time.time(), image, w, h))
+            self.offered += 1
+            due += 1.0 / self.fps
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+
+@pytest.fixture
+def live_settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+def _serve(settings: Settings) -> Iterator[LiveServer]:
+    port = free_port()
+    app = create_app(settings.model_copy(update={"port": port}))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_ping_interval=5)
+    server = uvicorn.Server(config)
+    loop = asyncio.new_event_loop()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.serve())
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name="argus.test-live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", app, loop)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture
+def live_server(live_settings: Settings) -> Iterator[LiveServer]:
+    yield from _serve(live_settings)
