@@ -174,6 +174,8 @@ class AsyncEventLogger:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        except Exception:
+            log.exception("event logger task failed; spilling what it holds")
         finally:
             self._closed = True
             if self._buffer:  # only when the task was cancelled mid-write or its spill failed
