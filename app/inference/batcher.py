@@ -3,7 +3,9 @@
 The first waiting request opens a batch; it closes when `max_batch` requests are in or `max_wait_ms` has
 passed since that first request arrived, whichever comes first. While a batch runs, new requests queue;
 they have usually waited past `max_wait_ms` by then, so the next batch starts at once with all of them:
-under load batches grow by themselves, when idle a lone request waits at most `max_wait_ms`.
+under load batches grow by themselves. A lone request right after a lone batch does not wait at all:
+nobody is around to share the run, and waiting would only add `max_wait_ms` to every call of a single
+camera (the next concurrent arrival re-enables the wait).
 
 The queue holds at most one request per awaiting caller (each camera awaits its own result), so it is
 bounded by the number of callers; requests of a different shape wait for a batch of their own shape.
@@ -60,6 +62,7 @@ class MicroBatcher:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._last_size = 0
 
     @property
     def queue_depth(self) -> int:
@@ -106,6 +109,8 @@ class MicroBatcher:
     async def _fill(self) -> None:
         """Wait until the batch is full or the oldest request has waited max_wait."""
         assert self._wakeup is not None
+        if len(self._pending) == 1 and self._last_size <= 1:
+            return
         deadline = self._pending[0].queued_at + self.max_wait_s
         while len(self._pending) < self.max_batch:
             remaining = deadline - time.perf_counter()
@@ -142,6 +147,7 @@ class MicroBatcher:
     async def _execute(self, batch: list[_Request]) -> None:
         started = time.perf_counter()
         waits = [started - r.queued_at for r in batch]
+        self._last_size = len(batch)
         loop = asyncio.get_running_loop()
         try:
             results = await loop.run_in_executor(self._executor, self._run, [r.item for r in batch])

@@ -89,3 +89,15 @@ class TestMicroBatcher:
         await batcher.close()
         with pytest.raises(RuntimeError, match="closed"):
             await batcher.submit(np.ones(1))
+
+
+class TestWaitPolicy:
+    async def test_a_single_camera_never_waits_for_company(self, executor: ThreadPoolExecutor) -> None:
+        run = Doubler()
+        # max_wait of a minute: any wait for company would time the test out
+        batcher = MicroBatcher("t", run, executor=executor, max_batch=16, max_wait_ms=60_000)
+        for i in range(5):
+            out = await asyncio.wait_for(batcher.submit(np.full(1, i, np.float32)), 10)
+            assert float(out[0][0]) == 2.0 * i
+        await batcher.close()
+        assert run.batches == [1] * 5

@@ -1,0 +1,255 @@
+"""Inference microbench: cross-camera micro-batching vs lock-serialised single-frame, same run, same models.
+
+Two models: the built-in VAD (two 112x64 grey frames -> score) and a detector-sized YOLO-layout graph
+(320x320 RGB -> [B, 84, 2100]: YOLOv8n-shaped Conv+SiLU / C2f blocks, three heads). For N = 1, 4, 8,
+16 cameras, N async callers each send one frame at a time as fast as answers come back (closed loop), for
+`--seconds`, `--repeats` times; the median throughput and median p95 latency are reported per mode.
+Also: sessions loaded and process RSS with 1 vs 16 cameras on the same pool.
+
+    .venv/bin/python bench/inference.py [--seconds 1.5] [--repeats 3] [--cameras 1,4,8,16]
+
+Writes bench/results/inference.json and prints one summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import onnxruntime as ort  # noqa: E402
+import psutil  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from app.inference.manifest import ModelSpec  # noqa: E402
+from app.inference.pool import ResourcePool  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "inference.json"
+DETECTOR = "bench-yolo320"
+VAD = "vad-motion"
+
+
+class _Graph:
+    """Just enough of a YOLOv8n-shaped network: Conv+SiLU blocks, C2f-style splits/concats, 3 heads."""
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(0)
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.n = 0
+
+    def _name(self, prefix: str) -> str:
+        self.n += 1
+        return f"{prefix}{self.n}"
+
+    def conv(self, x: str, cin: int, cout: int, k: int = 3, s: int = 1, act: bool = True) -> str:
+        w, b, y = self._name("w"), self._name("b"), self._name("conv")
+        scale = (2 / (k * k * cin)) ** 0.5
+        self.inits += [
+            numpy_helper.from_array(
+                (self.rng.standard_normal((cout, cin, k, k)) * scale).astype(np.float32), w
+            ),
+            numpy_helper.from_array(np.zeros(cout, np.float32), b),
+        ]
+        pad = k // 2
+        self.nodes.append(helper.make_node("Conv", [x, w, b], [y], pads=[pad] * 4, strides=[s, s]))
+        if not act:
+            return y
+        sig, out = self._name("sig"), self._name("silu")
+        self.nodes += [helper.make_node("Sigmoid", [y], [sig]), helper.make_node("Mul", [y, sig], [out])]
+        return out
+
+    def c2f(self, x: str, c: int) -> str:
+        """1x1 conv, a bottleneck of two 3x3 convs on half the channels, concat, 1x1 conv."""
+        y = self.conv(x, c, c, 1)
+        half = c // 2
+        a, b = self._name("a"), self._name("b")
+        split = self._name("split")
+        self.inits.append(numpy_helper.from_array(np.array([half, half], np.int64), split))
+        self.nodes.append(helper.make_node("Split", [y, split], [a, b], axis=1))
+        m = self.conv(self.conv(b, half, half), half, half)
+        cat = self._name("cat")
+        self.nodes.append(helper.make_node("Concat", [a, b, m], [cat], axis=1))
+        return self.conv(cat, half * 3, c, 1)
+
+    def head(self, x: str, c: int, feats: int) -> str:
+        y = self.conv(self.conv(x, c, c), c, feats, 1, act=False)
+        shape, out = self._name("shape"), self._name("flat")
+        self.inits.append(numpy_helper.from_array(np.array([0, feats, -1], np.int64), shape))
+        self.nodes.append(helper.make_node("Reshape", [y, shape], [out]))
+        return out
+
+
+def build_detector(path: Path, size: int = 320, classes: int = 80) -> Path:
+    """Input [B, 3, S, S] -> [B, 4 + C, (S/8)^2 + (S/16)^2 + (S/32)^2], as a YOLOv8 export at S."""
+    g = _Graph()
+    x = g.conv("images", 3, 16, s=2)  # /2
+    x = g.c2f(g.conv(x, 16, 32, s=2), 32)  # /4
+    p3 = g.c2f(g.conv(x, 32, 64, s=2), 64)  # /8
+    p4 = g.c2f(g.conv(p3, 64, 96, s=2), 96)  # /16
+    p5 = g.c2f(g.conv(p4, 96, 128, s=2), 128)  # /32
+    feats = 4 + classes
+    heads = [g.head(p3, 64, feats), g.head(p4, 96, feats), g.head(p5, 128, feats)]
+    g.nodes.append(helper.make_node("Concat", heads, ["output0"], axis=2))
+    cells = sum((size // s) ** 2 for s in (8, 16, 32))
+    graph = helper.make_graph(
+        g.nodes,
+        "bench_yolo",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", feats, cells])],
+        initializer=g.inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def rss_mb() -> float:
+    return round(psutil.Process().memory_info().rss / 2**20, 1)
+
+
+async def drive(
+    pool: ResourcePool, model: str, item_shape: tuple[int, ...], cameras: int, seconds: float
+) -> dict:
+    rng = np.random.default_rng(cameras)
+    frames = [rng.random(item_shape, dtype=np.float32) for _ in range(cameras)]
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def camera(i: int) -> None:
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            await pool.infer(model, frames[i])
+            latencies.append(time.perf_counter() - t0)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(camera(i) for i in range(cameras)))
+    wall = time.perf_counter() - started
+    return {
+        "throughput": len(latencies) / wall,
+        "p95_ms": float(np.percentile(latencies, 95)) * 1000,
+        "p50_ms": float(np.percentile(latencies, 50)) * 1000,
+    }
+
+
+def mean_batch(stats: dict[str, Any]) -> float:
+    hist = {int(k): v for k, v in stats["batch_histogram"].items()}
+    runs = sum(hist.values())
+    return round(sum(k * v for k, v in hist.items()) / runs, 2) if runs else 0.0
+
+
+async def measure(models_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"models": {}, "memory": {}}
+    pools = {
+        "batched": ResourcePool(models_dir, max_batch=16, max_wait_ms=4.0, batching=True),
+        "serial": ResourcePool(models_dir, batching=False),
+    }
+    for pool in pools.values():
+        await pool.__aenter__()
+        pool.register(ModelSpec(name=DETECTOR, kind="detector", path=models_dir / "yolo320.onnx",
+                                layout="yolov8", class_names=tuple(f"c{i}" for i in range(80))))  # fmt: skip
+    try:
+        for model in (VAD, DETECTOR):
+            item = tuple(int(d) for d in pools["batched"].spec(model).item_shape)  # type: ignore[arg-type]
+            for pool in pools.values():  # load + warm up outside the timed runs
+                await asyncio.gather(*(pool.infer(model, np.zeros(item, np.float32)) for _ in range(16)))
+            per_n: dict[str, Any] = {}
+            for n in args.cameras:
+                row: dict[str, Any] = {}
+                measured: dict[str, list[dict[str, float]]] = {mode: [] for mode in pools}
+                for _ in range(args.repeats):  # modes interleaved: both see the same background load
+                    for mode, pool in pools.items():
+                        measured[mode].append(await drive(pool, model, item, n, args.seconds))
+                        if mode == "batched" and model == DETECTOR and n in (1, 16):
+                            out["memory"][f"rss_mb_{n}_cameras"] = rss_mb()
+                for mode, runs in measured.items():
+                    row[mode] = {
+                        "throughput": round(statistics.median(r["throughput"] for r in runs), 1),
+                        "p95_ms": round(statistics.median(r["p95_ms"] for r in runs), 2),
+                        "p50_ms": round(statistics.median(r["p50_ms"] for r in runs), 2),
+                        "runs": [round(r["throughput"], 1) for r in runs],
+                    }
+                row["speedup"] = round(row["batched"]["throughput"] / row["serial"]["throughput"], 2)
+                per_n[str(n)] = row
+                print(f"  {model:14s} N={n:2d}  batched {row['batched']['throughput']:8.1f}/s "
+                      f"p95 {row['batched']['p95_ms']:7.2f} ms | serial {row['serial']['throughput']:8.1f}/s "
+                      f"p95 {row['serial']['p95_ms']:7.2f} ms | x{row['speedup']}", flush=True)  # fmt: skip
+            stats = pools["batched"].stats(model)[0]
+            out["models"][model] = {
+                "input_shape": stats["input_shape"],
+                "provider": stats["provider"],
+                "cameras": per_n,
+                "batched_pool": {
+                    "mean_batch": mean_batch(stats),
+                    "batch_histogram": stats["batch_histogram"],
+                    "queue_wait_ms": stats["queue_wait_ms"],
+                    "run_ms": stats["run_ms"],
+                },
+            }
+        out["memory"]["sessions_loaded"] = {m: pools["batched"].stats(m)[0]["loads"] for m in (VAD, DETECTOR)}
+    finally:
+        for pool in pools.values():
+            await pool.__aexit__(None, None, None)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=1.5, help="length of one timed run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per point; the median is reported")
+    parser.add_argument("--cameras", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 8, 16])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="argus-bench-") as tmp:
+        models_dir = Path(tmp)
+        build_detector(models_dir / "yolo320.onnx")
+        print(f"inference bench: {os.cpu_count()} CPUs, onnxruntime {ort.__version__}", flush=True)
+        started = time.time()
+        result = asyncio.run(measure(models_dir, args))
+    result["machine"] = {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "available_providers": ort.get_available_providers(),
+        "gpu": Path("/dev/nvidia0").exists(),
+        "note": "closed loop: each camera sends its next frame when the previous answer arrives",
+    }
+    result["settings"] = {
+        "max_batch": 16,
+        "max_wait_ms": 4.0,
+        "seconds": args.seconds,
+        "repeats": args.repeats,
+    }
+    result["took_s"] = round(time.time() - started, 1)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    top = str(max(args.cameras))
+    det, vad = result["models"][DETECTOR]["cameras"][top], result["models"][VAD]["cameras"][top]
+    mem = result["memory"]
+    print(
+        f"inference @{top} cameras on {os.cpu_count()} CPUs ({result['models'][DETECTOR]['provider']}): "
+        f"detector {det['batched']['throughput']}/s batched vs {det['serial']['throughput']}/s serial "
+        f"(x{det['speedup']}, p95 {det['batched']['p95_ms']} vs {det['serial']['p95_ms']} ms); "
+        f"vad x{vad['speedup']}; sessions {mem['sessions_loaded']}; "
+        f"RSS {mem.get('rss_mb_1_cameras')} -> {mem.get('rss_mb_16_cameras')} MB (1 -> 16 cameras)"
+    )
+
+
+if __name__ == "__main__":
+    main()
