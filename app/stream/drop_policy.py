@@ -14,7 +14,8 @@ Policies (`DropPolicy`):
 
 Drop reasons (`DropReason`, the keys of `DropCounter.snapshot()` and of `frames_dropped`); every
 decoded frame that is not analysed lands in exactly one of them:
-- `not_sampled`: outside the analysis rate (or not an Nth frame). By design and free: never converted.
+- `not_sampled`: outside the analysis rate (or not an Nth frame), or decoded before the consumer first
+  asked. By design and free: never converted.
 - `busy`: due for analysis while the analyzer was still working on an earlier frame; never converted.
   `latest` counts one per missed analysis tick, `every_nth` one per missed Nth frame.
 - `superseded`: converted, but no consumer was left to take it (the sampler was closed meanwhile).
@@ -93,6 +94,7 @@ class FrameGate:
         self._lock = threading.Lock()
         self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[Frame | None]] | None = None
         self._closed = False
+        self._started = False  # until the consumer first asks, nothing counts as busy
         self._next_tick = float("-inf")  # latest: monotonic time the next analysis frame is due
         self._owed = False  # latest: a tick passed while busy, so the next ready request is served at once
         self.delivered = 0
@@ -120,7 +122,9 @@ class FrameGate:
         """True when this decoded frame should be converted and delivered; counts it otherwise."""
         with self._lock:
             armed = self._waiter is not None
-            if self.policy is DropPolicy.EVERY_NTH:
+            if not self._started:
+                reason = DropReason.NOT_SAMPLED
+            elif self.policy is DropPolicy.EVERY_NTH:
                 if seq % self.every_n:
                     reason = DropReason.NOT_SAMPLED
                 elif armed:
@@ -168,6 +172,7 @@ class FrameGate:
             if self._waiter is not None:
                 raise RuntimeError("FrameGate.next() already has a waiter")
             self._waiter = (loop, future)
+            self._started = True
         try:
             return await future
         finally:

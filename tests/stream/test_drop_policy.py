@@ -139,6 +139,11 @@ class TestHandOff:
         assert await asyncio.wait_for(waiter, 2.0) is None
         assert await gate.next() is None
 
+    def test_frames_before_the_first_request_are_not_sampled(self) -> None:
+        gate = FrameGate()
+        assert not any(gate.wants(seq, seq / 15) for seq in range(1, 31))
+        assert gate.drops.snapshot() == {"not_sampled": 30}
+
     async def test_frame_without_consumer_is_counted_superseded(self) -> None:
         gate = FrameGate()
         gate.deliver(frame(1, 1.0), 1.0)
