@@ -98,6 +98,7 @@ class WebhookDispatcher:
         self._task: asyncio.Task[Any] | None = None
         self._client: httpx.AsyncClient | None = None
         self.sender: WebhookSender | None = None
+        self.sent = 0  # deliveries this dispatcher made (POSTs, retries inside one counted once)
 
     async def __aenter__(self) -> Self:
         self._client = httpx.AsyncClient(
@@ -258,6 +259,7 @@ class WebhookDispatcher:
             delivery.target, delivery.payload(self._now()), delivery.key, delivery.kind, breaker
         )
         recovered = was_down and outcome.ok
+        self.sent += 1
         backoff = Backoff(initial=0.2, cap=5.0)
         for _ in range(5):
             try:
@@ -314,5 +316,6 @@ class WebhookDispatcher:
     def stats(self) -> dict[str, Any]:
         return {
             "in_flight": len(self._in_flight),
+            "sent": self.sent,
             "breakers": {i: str(b.state) for i, b in self.breakers.items() if b.state != "closed"},
         }

@@ -94,7 +94,8 @@ class WebhookReceiver:
             def log_message(self, *_: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 256})
+        self._server = server_class(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="test.webhook", daemon=True
