@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import cv2
+import httpx
 import numpy as np
 import pytest
 
@@ -241,3 +243,66 @@ class TestOptions:
                 [{"name": "detector", "options": {"model": "missing"}}], models=pool.names()
             )
         assert err.value.field == "analyzers[0].options.model"
+
+
+def write_crossing(
+    path: Path, seconds: float = 8.0, fps: int = 15, cross: tuple[float, float] = (1.0, 4.0)
+) -> Path:
+    """MJPG clip, black 320x180, a red 40x40 square crossing left to right during `cross`."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 180))
+    assert writer.isOpened()
+    for i in range(int(seconds * fps)):
+        image = np.zeros((180, 320, 3), np.uint8)
+        t = i / fps
+        if cross[0] <= t < cross[1]:
+            x = int((t - cross[0]) / (cross[1] - cross[0]) * 260)
+            image[100:140, x + 10 : x + 50] = (0, 0, 255)
+        writer.write(image)
+    writer.release()
+    return path
+
+
+class TestThroughTheApp:
+    async def test_a_crossing_object_is_one_stored_event_with_a_snapshot(
+        self, app_client: httpx.AsyncClient, tmp_path: Path
+    ) -> None:
+        # given: the blob detector registered over the API, a camera on a clip where a red square crosses
+        model = save(blob_detector((64, 64), "yolov8"), tmp_path / "blob.onnx")
+        manifest = {"name": "blob", "kind": "detector", "path": str(model), "layout": "yolov8",
+                    "class_names": list(BLOB_CLASSES)}  # fmt: skip
+        assert (await app_client.post("/api/models", json={"manifest": manifest})).status_code == 201
+        clip = write_crossing(tmp_path / "crossing.avi")
+        options = {
+            "model": "blob",
+            "classes": ["red"],
+            "lost_after_s": 0.6,
+            "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+        }
+        body = {"name": "yard", "url": str(clip), "vad": {"enabled": False},
+                "analyzers": [{"name": "detector", "options": options}]}  # fmt: skip
+        created = await app_client.post("/api/cameras", json=body)
+        assert created.status_code == 201, created.text
+        cam = created.json()
+        # a model in use cannot be unloaded
+        assert (await app_client.delete("/api/models/blob")).status_code == 409
+
+        # when: the square has crossed and left (closed event stored), the camera is stopped
+        deadline = asyncio.get_running_loop().time() + 30
+        events: list[dict[str, Any]] = []
+        while not events or events[0]["ended_at"] is None:
+            assert asyncio.get_running_loop().time() < deadline, f"no closed object event: {events}"
+            await asyncio.sleep(0.2)  # polling the stored events, with a deadline
+            r = await app_client.get("/api/events", params={"camera_id": cam["id"], "type": "object"})
+            events = r.json()["items"]
+        await app_client.patch(f"/api/cameras/{cam['id']}", json={"enabled": False})
+
+        # then: one event for the crossing, with its label, track, zone and snapshot
+        [event] = (await app_client.get("/api/events", params={"camera_id": cam["id"]})).json()["items"]
+        assert event["type"] == "object" and event["severity"] == "medium"
+        assert event["data"]["label"] == "red" and event["data"]["track_id"] == 1
+        assert event["data"]["zones"] == ["all"] and event["data"]["reason"] == "lost"
+        x1, y1, x2, y2 = event["data"]["box"]
+        assert 95 <= y1 <= 105 and 135 <= y2 <= 145 and 35 <= x2 - x1 <= 45  # the square, in stream pixels
+        snap = await app_client.get(f"/api/events/{event['id']}/snapshot.jpg")
+        assert snap.status_code == 200 and snap.content[:2] == b"\xff\xd8"
+        assert (await app_client.delete("/api/models/blob")).status_code == 204
