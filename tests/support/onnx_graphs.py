@@ -121,7 +121,10 @@ def blob_detector(
 
 
 def conv_detector(size: int = 320, num_classes: int = 80, width: int = 32, seed: int = 0) -> onnx.ModelProto:
-    """YOLOv8-shaped [B, 4+C, N] head on 4 stride-2 conv+ReLU stages then a stride-2 1x1 head conv."""
+    """YOLOv8-shaped [B, 4+C, N] head on 4 stride-2 conv+ReLU stages then a stride-2 1x1 head conv.
+
+    About 0.35 * width² MMACs at 320x320: width 32 is ~0.7 GFLOPs, width 56 ~2.2 GFLOPs (YOLOv8n at 320).
+    """
     rng = np.random.default_rng(seed)
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
