@@ -29,4 +29,8 @@ async def health(rt: RuntimeDep) -> dict[str, Any]:
     pool = rt.parts.get("pool")
     if pool is not None:
         body["models"] = pool.summary()
+    event_logger = rt.parts.get("event_logger")
+    if event_logger is not None:
+        body["event_logger"] = event_logger.stats()
+    body["bus"] = rt.bus.stats()
     return body

@@ -24,10 +24,12 @@ from app.cameras.pipeline import PipelineDeps
 from app.config import Settings
 from app.events.bus import EventBus
 from app.events.logger import AsyncEventLogger
+from app.events.types import NewEvent, Phase
 from app.inference.pool import ResourcePool
 from app.integrations.vlm import VlmDescriber
 from app.kit.db import create_engine, create_sessionmaker
 from app.live.hub import LiveHub
+from app.metrics import EVENTS
 from app.migrate import pending_revisions, upgrade_async
 
 log = logging.getLogger("argus")
@@ -63,6 +65,12 @@ async def prepare_database(settings: Settings, engine: AsyncEngine) -> None:
         )
 
 
+def count_event(event: NewEvent) -> None:
+    """One place counts events, whichever path raised them (pipeline, ingest API)."""
+    if event.phase == Phase.open:
+        EVENTS.labels(event.type, str(event.severity)).inc()
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     settings: Settings = app.state.settings
@@ -75,6 +83,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         app.state.verifier = KeyVerifier(settings.static_api_keys, sessionmaker)
         bus = EventBus()
         stack.push_async_callback(bus.close)
+        bus.subscribe("metrics", count_event, direct=True)
         rt = Runtime(settings, engine, sessionmaker, bus)
         parts = rt.parts
 

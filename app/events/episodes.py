@@ -11,7 +11,6 @@ import numpy as np
 from app.analyzers.base import Finding
 from app.events.bus import EventBus
 from app.events.types import NewEvent, Phase, Severity
-from app.metrics import EVENTS
 
 SnapshotWriter = Callable[[str, int, np.ndarray], Awaitable[str | None]]
 
@@ -60,7 +59,6 @@ class EpisodeTracker:
         )
         if image is not None:
             event = event.evolve(snapshot_path=await self.save_snapshot(event.id, self.camera_id, image))
-        EVENTS.labels(event.type, str(event.severity)).inc()
         self.open_events[finding.key] = self.bus.publish(event)
 
     @staticmethod
