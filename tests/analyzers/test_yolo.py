@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
 
-from app.analyzers.yolo import Decoded, Letterbox, decode, letterbox, nms, to_source, to_tensor
+from app.analyzers.yolo import Decoded, Letterbox, decode, iou_matrix, letterbox, nms, to_source, to_tensor
 from tests.support.onnx_graphs import constant_detector
 
 
@@ -106,6 +105,18 @@ class TestDecode:
             decode(np.zeros(shape, np.float32), layout, 2, 0.25)  # type: ignore[arg-type]
 
 
+def reference_nms(found: Decoded, threshold: float) -> list[int]:
+    """The textbook greedy loop, one box at a time, in float64."""
+    order = sorted(range(len(found)), key=lambda i: -found.scores[i])
+    keep: list[int] = []
+    boxes = found.boxes.astype(np.float64)
+    for i in order:
+        same = [k for k in keep if found.class_ids[k] == found.class_ids[i]]
+        if not same or iou_matrix(boxes[i : i + 1], boxes[same]).max() <= threshold:
+            keep.append(i)
+    return keep
+
+
 class TestNMS:
     def make(self, boxes: list[list[float]], scores: list[float], classes: list[int]) -> Decoded:
         return Decoded(
@@ -128,25 +139,21 @@ class TestNMS:
         found2 = self.make([[0, 0, 10, 10], [4, 0, 14, 10], [8, 0, 18, 10]], [0.9, 0.7, 0.8], [0, 0, 0])
         assert nms(found2, 0.3).scores.tolist() == pytest.approx([0.9, 0.8])
 
-    def test_matches_opencv_on_random_boxes(self) -> None:
-        rng = np.random.default_rng(7)
-        xy, wh = rng.random((300, 2)) * 600, rng.random((300, 2)) * 80 + 10
+    @pytest.mark.parametrize("seed", [7, 8, 9])
+    def test_matches_a_plain_greedy_reference(self, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        xy, wh = rng.random((300, 2)) * 200, rng.random((300, 2)) * 80 + 40
         found = Decoded(
             np.hstack([xy, xy + wh]).astype(np.float32),
             rng.random(300).astype(np.float32),
             rng.integers(0, 4, 300),
         )
-        rects = np.hstack([found.boxes[:, :2], found.boxes[:, 2:] - found.boxes[:, :2]]).astype(np.float64)
 
-        expected = cv2.dnn.NMSBoxesBatched(
-            rects.tolist(), found.scores.tolist(), found.class_ids.tolist(), 0.0, 0.45
-        )
         kept = nms(found, 0.45)
 
-        assert sorted(map(tuple, kept.boxes.tolist())) == sorted(
-            map(tuple, found.boxes[np.ravel(expected)].tolist())
-        )
-        assert 50 < len(kept) < 300  # the case really suppresses some boxes
+        expected = reference_nms(found, 0.45)
+        assert kept.boxes.tolist() == found.boxes[expected].tolist()
+        assert 30 < len(kept) < 250  # the case really suppresses some boxes, and keeps some
 
     def test_max_detections(self) -> None:
         found = self.make(
