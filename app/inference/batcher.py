@@ -1,11 +1,11 @@
 """MicroBatcher: gathers concurrent requests for one model from every camera into one run.
 
-The first waiting request opens a batch; it closes when `max_batch` requests are in or `max_wait_ms` has
-passed since that first request arrived, whichever comes first. While a batch runs, new requests queue;
-they have usually waited past `max_wait_ms` by then, so the next batch starts at once with all of them:
-under load batches grow by themselves. A lone request right after a lone batch does not wait at all:
-nobody is around to share the run, and waiting would only add `max_wait_ms` to every call of a single
-camera (the next concurrent arrival re-enables the wait).
+The first waiting request opens a batch. It closes as soon as it holds as many requests as the previous
+batch did (the concurrency seen so far), or `max_batch`, or when `max_wait_ms` has passed since that
+first request arrived. So N cameras that each wait for their answer are served as one batch of N with
+no idle wait; a single camera never waits for company that does not exist; and while a batch runs new
+requests queue, so under load the next batch is bigger and starts at once. `max_wait_ms` bounds the
+wait when fewer requests come than last time (a camera left, or frames arrive out of step).
 
 The queue holds at most one request per awaiting caller (each camera awaits its own result), so it is
 bounded by the number of callers; requests of a different shape wait for a batch of their own shape.
@@ -107,12 +107,12 @@ class MicroBatcher:
             log.debug("batcher %s stopped", self.name)
 
     async def _fill(self) -> None:
-        """Wait until the batch is full or the oldest request has waited max_wait."""
+        """Wait until the batch is as big as the last one, or full, or the oldest request waited max_wait."""
         assert self._wakeup is not None
-        if len(self._pending) == 1 and self._last_size <= 1:
-            return
+        await asyncio.sleep(0)  # callers woken by the previous batch queue their next request first
+        target = min(self.max_batch, max(1, self._last_size))
         deadline = self._pending[0].queued_at + self.max_wait_s
-        while len(self._pending) < self.max_batch:
+        while len(self._pending) < target:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 return

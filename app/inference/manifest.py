@@ -64,6 +64,9 @@ class ModelSpec(BaseModel):
     normalization: Normalization = Normalization()
     layout: DetectorLayout | None = None
     class_names: tuple[str, ...] = ()
+    # Cap on cross-camera batches for this model (default: the pool's). On CPU, big images batch
+    # poorly past a few frames and the arena grows with the batch; 2-4 is often the sweet spot there.
+    max_batch: int | None = Field(None, ge=1, le=256)
 
     @model_validator(mode="after")
     def _detector_fields(self) -> ModelSpec:

@@ -253,7 +253,7 @@ class ResourcePool:
                     name,
                     model.run_batch,
                     executor=self._executor,
-                    max_batch=model.max_batch or self.max_batch,
+                    max_batch=model.max_batch or entry.spec.max_batch or self.max_batch,
                     max_wait_ms=self.max_wait_ms,
                     on_batch=lambda n, waits, run_s: entry.stats.record(name, n, waits, run_s),
                 )

@@ -90,6 +90,14 @@ class TestBatching:
         for x, got in zip(xs, results, strict=True):
             np.testing.assert_allclose(got[0], linear_reference(x)[0], rtol=1e-5, atol=1e-6)
 
+    async def test_a_manifest_can_cap_the_batch(self, tmp_path: Path) -> None:
+        async with ResourcePool(tmp_path, builtin_vad=False, max_batch=16, max_wait_ms=20) as pool:
+            spec = linear_spec(tmp_path / "m.onnx").model_copy(update={"max_batch": 3})
+            pool.register(spec)
+            await asyncio.gather(*(pool.infer("linear", x) for x in inputs(10)))
+            sizes = [int(k) for k in pool.stats("linear")[0]["batch_histogram"]]
+        assert max(sizes) == 3
+
     async def test_batching_off_serialises_single_frames(self, tmp_path: Path) -> None:
         async with ResourcePool(tmp_path, builtin_vad=False, batching=False) as pool:
             pool.register(linear_spec(tmp_path / "m.onnx"))
