@@ -50,7 +50,7 @@ CLOSED = Closed()
 @dataclass(slots=True)
 class _Sub:
     fps: float
-    credit: float  # frames owed; a client slower than its camera skips ticks
+    due: float = 0.0  # loop time this client's next frame of the camera is due (0: at once)
 
 
 class Client:
@@ -257,7 +257,7 @@ class LiveHub:
         fps = min(fps or self.default_fps, MAX_FPS)
         for camera_id in camera_ids:
             watchers = self._watchers.setdefault(camera_id, {})
-            sub = _Sub(fps, credit=1.0)  # the next tick delivers at once
+            sub = _Sub(fps)
             client.subs[camera_id] = sub
             watchers[client] = sub
             state = self._states.get(camera_id)
@@ -344,7 +344,7 @@ class LiveHub:
             encoded = await self._encode(frame)
             self._count_encode(camera_id)
             self._encoded[camera_id] = encoded
-            self._fan_out(camera_id, encoded, fps)
+            self._fan_out(camera_id, encoded, period, loop.time())
             due += period
             if due < loop.time() - period:  # fell behind (slow encode, stalled source): no catch-up burst
                 due = loop.time()
@@ -361,11 +361,19 @@ class LiveHub:
         self._encode_rates.setdefault(camera_id, RateMeter()).tick()
         LIVE_ENCODES.labels(camera=str(camera_id)).inc()
 
-    def _fan_out(self, camera_id: int, encoded: Encoded, camera_fps: float) -> None:
+    def _fan_out(self, camera_id: int, encoded: Encoded, tick_period: float, now: float) -> None:
+        """Every subscriber gets the same bytes, each on its own schedule (a 2-fps client on a 5-fps camera).
+
+        The schedule, not the tick count, decides: a frame is due when the client's next slot falls
+        within half a tick, and a late tick still serves the slot it missed, so a client gets its full
+        rate even while the camera ticks a little slower than asked (a loaded machine).
+        """
+        slack = tick_period / 2
         for client, sub in self._watchers.get(camera_id, {}).items():
-            sub.credit = min(1.0, sub.credit + sub.fps / camera_fps)
-            if sub.credit >= 1.0 - 1e-6:
-                sub.credit -= 1.0
+            if now + slack >= sub.due:
+                period = 1.0 / sub.fps
+                # on schedule (or a little late): next slot one period on; far behind: restart from now
+                sub.due = (sub.due if sub.due > now - period else now) + period
                 client.put_frame(camera_id, encoded.message)
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import cv2
+import httpx
 import numpy as np
 import pytest
 import uvicorn
@@ -21,7 +23,7 @@ from app.live.hub import LiveHub
 from app.main import create_app
 from app.models import Camera
 from app.stream.frame import Frame
-from tests.conftest import API_KEY, make_settings
+from tests.conftest import API_KEY, AUTH, make_settings
 from tests.support.server import free_port
 
 T = TypeVar("T")
@@ -64,6 +66,24 @@ class LiveServer:
             return fn(*args)
 
         return await self.arun(_call())
+
+    async def add_camera(self, name: str, url: str, **fields: Any) -> int:
+        """A real camera through the REST API; its pipeline starts and feeds the live hub."""
+        body = {"name": name, "url": url, "vad": {"enabled": False}, **fields}
+        async with httpx.AsyncClient(base_url=self.url, headers=AUTH, timeout=10) as client:
+            response = await client.post("/api/cameras", json=body)
+            assert response.status_code == 201, response.text
+            return int(response.json()["id"])
+
+    async def wait_streaming(self, camera_id: int, timeout: float = 20.0) -> None:
+        async with httpx.AsyncClient(base_url=self.url, headers=AUTH, timeout=10) as client:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                status = (await client.get(f"/api/cameras/{camera_id}/status")).json()
+                if status["state"] == "streaming":
+                    return
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"camera {camera_id} not streaming after {timeout} s: {status}")
 
     async def add_camera_rows(self, *names: str) -> list[int]:
         """Camera rows straight into the DB: the ids /ws/live accepts (no pipeline is started)."""
@@ -119,6 +139,20 @@ class Producer:
             self.offered += 1
             due += 1.0 / self.fps
             await asyncio.sleep(max(0.0, due - loop.time()))
+
+
+def write_video(path: Path, width: int = 320, height: int = 180, fps: int = 15, seconds: int = 10) -> Path:
+    """A short MJPEG clip of a moving square: a real file camera (sources loop files at native FPS)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    for image in moving_frames(width, height, count=fps * seconds):
+        writer.write(image)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def video_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_video(tmp_path_factory.mktemp("video") / "square.avi")
 
 
 @pytest.fixture

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from app.events.types import NewEvent, Severity, utcnow
 from app.live.protocol import FRAME_HEADER
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, AUTH
 from tests.live.conftest import LiveServer, Producer, moving_frames
 from tests.live.support import Viewer, measure_window
 
@@ -20,13 +21,12 @@ FPS_TOLERANCE = 0.5  # the issue's functional tolerance: 5 +/- 0.5 FPS over 5 s
 
 
 @pytest.fixture
-async def cams(live_server: LiveServer) -> AsyncIterator[list[int]]:
-    """Three cameras (rows in the DB) producing 320x180 frames at 15 FPS into the live hub."""
-    ids = await live_server.add_camera_rows("front", "back", "side")
-    producer = Producer(live_server.hub, ids, 15.0, moving_frames(320, 180))
-    await live_server.arun(producer.start())
-    yield ids
-    await live_server.arun(producer.stop())
+async def cams(live_server: LiveServer, video_file: Path) -> list[int]:
+    """Three real file cameras (320x180 at 15 FPS, looping) added through the API, all streaming."""
+    ids = [await live_server.add_camera(name, str(video_file)) for name in ("front", "back", "side")]
+    for camera_id in ids:
+        await live_server.wait_streaming(camera_id)
+    return ids
 
 
 class TestAuth:
@@ -96,35 +96,6 @@ class TestStreaming:
         assert stats["cameras"][cams[1]]["encodes"] == encodes
         await viewer.close()
 
-    async def test_stalled_client_costs_others_nothing(
-        self, live_server: LiveServer, cams: list[int]
-    ) -> None:
-        big = await live_server.add_camera_rows("noise")
-        # Random noise at 1280x720: ~600 kB JPEGs, so the stalled socket's buffers fill within seconds.
-        live_server.hub.max_width = 1280
-        noise = Producer(live_server.hub, big, 15.0, moving_frames(1280, 720, count=4, noise=True))
-        await live_server.arun(noise.start())
-        stalled = await Viewer.open_stalled(live_server.ws_auth_url())
-        await stalled.send({"type": "subscribe", "camera_ids": big, "fps": 10})
-        good = await Viewer.open(live_server.ws_auth_url())
-        await good.subscribe(big)
-        await _wait_for(
-            lambda: _drops(live_server) > 0, live_server, "the stalled client never dropped a frame"
-        )
-        await good.wait_frames(big[0], 3)
-        rss_before = psutil.Process().memory_info().rss
-
-        start, end = await measure_window(5.0)
-
-        rss_growth = psutil.Process().memory_info().rss - rss_before
-        assert abs(good.rate(big[0], start, end) - 5.0) <= FPS_TOLERANCE
-        stats = await live_server.acall(live_server.hub.stats)
-        assert stats["frames_dropped"] >= 20  # the stalled client kept losing its own frames ...
-        assert rss_growth < 10 * 2**20, rss_growth  # ... instead of queueing ~30 MB of them
-        stalled.abort()
-        await good.close()
-        await live_server.arun(noise.stop())
-
     async def test_encodes_follow_watched_cameras_not_clients(
         self, live_server: LiveServer, cams: list[int]
     ) -> None:
@@ -193,47 +164,92 @@ class TestMessages:
     async def test_state_detections_and_events_reach_subscribers_only(
         self, live_server: LiveServer, cams: list[int]
     ) -> None:
-        hub = live_server.hub
-        await live_server.acall(hub.publish_state, cams[0], "streaming", {"fps_in": 15.0})
         watcher = await Viewer.open(live_server.ws_auth_url())
         other = await Viewer.open(live_server.ws_auth_url())
         await watcher.subscribe([cams[0]])
         await other.subscribe([cams[1]])
-        # the current state is replayed on subscribe
+        # the camera's current state is replayed on subscribe
         assert (await watcher.expect("camera_state"))["state"] == "streaming"
+        await other.expect("camera_state", state="streaming")
+        mark = len(other.texts)
 
-        await live_server.acall(hub.publish_state, cams[0], "reconnecting", {"attempt": 1})
         boxes = [{"label": "person", "score": 0.9, "box": [10, 20, 50, 90]}]
+        hub = live_server.hub
         await live_server.acall(hub.publish_detections, cams[0], 7, time.time(), 320, 180, boxes)
-        event = NewEvent(camera_id=cams[0], type="anomaly", severity=Severity.high, started_at=utcnow())
-        await live_server.acall(live_server.app.state.runtime.bus.publish, event)
+        async with httpx.AsyncClient(base_url=live_server.url, headers=AUTH) as http:
+            body = {"camera_id": cams[0], "type": "door_open", "severity": "high"}
+            accepted = (await http.post("/api/events", json=body)).json()
+            await http.patch(f"/api/cameras/{cams[0]}", json={"enabled": False})
 
-        state = await watcher.expect("camera_state", state="reconnecting")
-        assert state["camera_id"] == cams[0] and state["detail"] == {"attempt": 1}
         detections = await watcher.expect("detections")
         assert detections["detections"] == boxes and detections["seq"] == 7
         got = await watcher.expect("event")
-        assert got["event"]["id"] == event.id and got["event"]["severity"] == "high"
+        assert got["event"]["id"] == accepted["id"] and got["event"]["severity"] == "high"
+        assert (await watcher.expect("camera_state", state="stopped"))["camera_id"] == cams[0]
         await other.wait_frames(cams[1], 3)
-        assert [m["type"] for m in other.texts] == ["subscribed"]
+        assert [m["type"] for m in other.texts[mark:]] == []  # nothing about a camera it does not watch
         await watcher.close()
         await other.close()
 
 
-class TestReaping:
-    async def test_a_client_stalled_past_the_timeout_is_dropped(
-        self, live_server: LiveServer, cams: list[int]
+@pytest.fixture
+async def fed(live_server: LiveServer) -> AsyncIterator[tuple[int, int]]:
+    """(small, noise) cameras fed straight into the hub: random 1280x720 noise makes ~600 kB JPEGs,
+    so a stalled socket's buffers fill within seconds (a file camera would take minutes)."""
+    small, noise = await live_server.add_camera_rows("small", "noise")
+    live_server.hub.max_width = 1280
+    producers = [
+        Producer(live_server.hub, [small], 15.0, moving_frames(320, 180)),
+        Producer(live_server.hub, [noise], 15.0, moving_frames(1280, 720, count=4, noise=True)),
+    ]
+    for p in producers:
+        await live_server.arun(p.start())
+    yield small, noise
+    for p in producers:
+        await live_server.arun(p.stop())
+
+
+@pytest.fixture
+async def stalled(live_server: LiveServer) -> AsyncIterator[list[Viewer]]:
+    """Clients that never read; dropped at teardown (a stalled peer never completes a close)."""
+    viewers: list[Viewer] = []
+    yield viewers
+    for v in viewers:
+        v.abort()
+
+
+class TestSlowClients:
+    async def test_stalled_client_costs_others_nothing(
+        self, live_server: LiveServer, fed: tuple[int, int], stalled: list[Viewer]
     ) -> None:
-        big = await live_server.add_camera_rows("noise")
+        _, noise = fed
+        stalled.append(await Viewer.open_stalled(live_server.ws_auth_url()))
+        await stalled[0].send({"type": "subscribe", "camera_ids": [noise]})
+        good = await Viewer.open(live_server.ws_auth_url())
+        await good.subscribe([noise])
+        await _wait_for(lambda: _drops(live_server) > 0, live_server, "the stalled client never dropped")
+        await good.wait_frames(noise, 3)
+        rss_before = psutil.Process().memory_info().rss
+
+        start, end = await measure_window(5.0)
+
+        rss_growth = psutil.Process().memory_info().rss - rss_before
+        assert abs(good.rate(noise, start, end) - 5.0) <= FPS_TOLERANCE
+        stats = await live_server.acall(live_server.hub.stats)
+        assert stats["frames_dropped"] >= 20  # the stalled client kept losing its own frames ...
+        assert rss_growth < 10 * 2**20, rss_growth  # ... instead of queueing ~15 MB of them
+        await good.close()
+
+    async def test_a_client_stalled_past_the_timeout_is_dropped(
+        self, live_server: LiveServer, fed: tuple[int, int], stalled: list[Viewer]
+    ) -> None:
+        small, noise = fed
         live_server.app.state.runtime.settings.live_stall_timeout_s = 1.0
-        live_server.hub.max_width = 1280
-        noise = Producer(live_server.hub, big, 15.0, moving_frames(1280, 720, count=4, noise=True))
-        await live_server.arun(noise.start())
-        stalled = await Viewer.open_stalled(live_server.ws_auth_url())
-        await stalled.send({"type": "subscribe", "camera_ids": big})
+        stalled.append(await Viewer.open_stalled(live_server.ws_auth_url()))
+        await stalled[0].send({"type": "subscribe", "camera_ids": [noise]})
         watcher = await Viewer.open(live_server.ws_auth_url())
-        await watcher.subscribe([cams[0]])
-        await _wait_for(lambda: live_server.hub.demand(big[0]) > 0, live_server, "stalled never subscribed")
+        await watcher.subscribe([small])
+        await _wait_for(lambda: live_server.hub.demand(noise) > 0, live_server, "stalled never subscribed")
 
         await _wait_for(
             lambda: live_server.hub.stats()["clients"] == 1,
@@ -241,11 +257,9 @@ class TestReaping:
             "the stalled client was never reaped",
             timeout=30,
         )
-        assert await live_server.acall(live_server.hub.demand, big[0]) == 0
-        await watcher.wait_frames(cams[0], 3)
-        stalled.abort()
+        assert await live_server.acall(live_server.hub.demand, noise) == 0
+        await watcher.wait_frames(small, 3)
         await watcher.close()
-        await live_server.arun(noise.stop())
 
 
 def _drops(server: LiveServer) -> int:
