@@ -27,6 +27,9 @@ class OnnxModel:
         self.input = info
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        # Idle intra-op threads would otherwise spin after every run, taking CPU from the decode threads
+        # on the same few cores; a model run here is milliseconds, the wake-up cost is microseconds.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         started = time.perf_counter()
         self.session = ort.InferenceSession(str(spec.path), opts, providers=usable_providers(providers))
         self.load_s = time.perf_counter() - started
