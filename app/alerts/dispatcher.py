@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,12 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts.breaker import CircuitBreaker
 from app.alerts.digest import digest_payload
-from app.alerts.outbox import OutboxRepository
-from app.alerts.sender import Outcome, Target, WebhookSender
+from app.alerts.outbox import OutboxRepository, write_lock
+from app.alerts.recorder import Finished, OutcomeRecorder
+from app.alerts.sender import Target, WebhookSender
 from app.config import Settings
-from app.kit.backoff import Backoff, delay_for
+from app.kit.backoff import Backoff
 from app.kit.tasks import cancel_and_wait, spawn
-from app.models import Alert, AlertPriority, AlertStatus, Webhook, utcnow
+from app.models import Alert, AlertPriority, Webhook, utcnow
 
 log = logging.getLogger("argus.alerts.dispatcher")
 
@@ -99,6 +98,7 @@ class WebhookDispatcher:
         self._client: httpx.AsyncClient | None = None
         self.sender: WebhookSender | None = None
         self.sent = 0  # deliveries this dispatcher made (POSTs, retries inside one counted once)
+        self._recorder: OutcomeRecorder | None = None
 
     async def __aenter__(self) -> Self:
         self._client = httpx.AsyncClient(
@@ -115,10 +115,18 @@ class WebhookDispatcher:
         bind = self._sessionmaker.kw.get("bind")
         if bind is not None and bind.dialect.name == "sqlite":
             # One process owns a SQLite file: leases left by a killed predecessor are void now.
-            async with self._sessionmaker.begin() as session:
+            async with write_lock(self._sessionmaker), self._sessionmaker.begin() as session:
                 released = await OutboxRepository(session).release()
             if released:
                 log.info("resuming %d deliveries claimed before a restart", released)
+        self._recorder = await OutcomeRecorder(
+            self._sessionmaker,
+            attempts_per_claim=self.policy.attempts,
+            backoff_initial_s=self.policy.backoff_initial_s,
+            max_backoff_s=self.policy.max_backoff_s,
+            now=self._now,
+            on_recovered=self.wake,
+        ).__aenter__()
         self._task = spawn(self._run(), name="argus.alerts.dispatcher")
         log.info("webhook dispatcher started (%s)", self.owner[:8])
         return self
@@ -129,8 +137,10 @@ class WebhookDispatcher:
             await asyncio.wait(self._in_flight, timeout=2.0)
         for task in list(self._in_flight):
             await cancel_and_wait(task)
+        if self._recorder is not None:
+            await self._recorder.__aexit__(None, None, None)
         try:
-            async with self._sessionmaker.begin() as session:
+            async with write_lock(self._sessionmaker), self._sessionmaker.begin() as session:
                 await OutboxRepository(session).release(self.owner)
         except Exception:
             log.exception("could not release claimed deliveries (their leases will expire)")
@@ -180,7 +190,7 @@ class WebhookDispatcher:
         now = self._now()
         lease_until = now + timedelta(seconds=self.policy.lease_s)
         deliveries: list[Delivery] = []
-        async with self._sessionmaker.begin() as session:
+        async with write_lock(self._sessionmaker), self._sessionmaker.begin() as session:
             repo = OutboxRepository(session)
             targets = await self._targets(session)
             exclude = [i for i, t in targets.items() if not t.enabled or self.breaker(i).blocked()]
@@ -252,66 +262,19 @@ class WebhookDispatcher:
         return max(0.0, min(waits))
 
     async def _deliver(self, delivery: Delivery) -> None:
-        assert self.sender is not None
-        breaker = self.breaker(delivery.target.id)
+        assert self.sender is not None and self._recorder is not None
+        target = delivery.target
+        breaker = self.breaker(target.id)
         was_down = breaker.state != "closed"
         outcome = await self.sender.send(
-            delivery.target, delivery.payload(self._now()), delivery.key, delivery.kind, breaker
+            target, delivery.payload(self._now()), delivery.key, delivery.kind, breaker
         )
-        recovered = was_down and outcome.ok
         self.sent += 1
-        backoff = Backoff(initial=0.2, cap=5.0)
-        for _ in range(5):
-            try:
-                await self._record(delivery, outcome, recovered)
-                break
-            except Exception:
-                log.exception("recording delivery %s failed; retrying", delivery.key)
-                await asyncio.sleep(backoff.next_delay())
-        if recovered:
-            log.info("webhook %s is back", delivery.target.name)
-            self._wake.set()
-
-    async def _record(self, delivery: Delivery, outcome: Outcome, recovered: bool) -> None:
-        now = self._now()
-        ids = [r.id for r in delivery.rows]
-        common: dict[str, Any] = {
-            "add_attempts": outcome.attempts,
-            "last_status_code": outcome.status_code,
-            "updated_at": now,
-        }
-        async with self._sessionmaker.begin() as session:
-            repo = OutboxRepository(session)
-            if outcome.ok:
-                await repo.finish(
-                    ids, status=AlertStatus.delivered, delivered_at=now, last_error=None, **common
-                )
-                if recovered:
-                    await repo.pull_forward(delivery.target.id, now)
-                return
-            if outcome.permanent:
-                await repo.finish(ids, status=AlertStatus.dead, last_error=outcome.error, **common)
-                return
-            first = delivery.rows[0]
-            total = first.attempts + outcome.attempts
-            if now >= min(r.expires_at for r in delivery.rows):
-                error = f"gave up after {total} attempts: {outcome.error}"
-                await repo.finish(ids, status=AlertStatus.dead, last_error=error, **common)
-                log.error("webhook %s: delivery %s is dead (%s)", delivery.target.name, delivery.key, error)
-                return
-            await repo.finish(
-                ids,
-                status=AlertStatus.retrying,
-                next_attempt_at=now + timedelta(seconds=self._reschedule_delay(total, outcome)),
-                last_error=outcome.error,
-                **common,
-            )
-
-    def _reschedule_delay(self, total_attempts: int, outcome: Outcome) -> float:
-        rounds = max(0, math.ceil(total_attempts / self.policy.attempts) - 1)
-        delay = delay_for(rounds, self.policy.backoff_initial_s, self.policy.max_backoff_s)
-        delay = min(self.policy.max_backoff_s, delay * (1 + 0.2 * random.random()))
-        return max(delay, outcome.retry_after or 0.0)
+        if was_down and outcome.ok:
+            log.info("webhook %s is back", target.name)
+        self._recorder.add(
+            Finished(target.id, target.name, delivery.key, delivery.rows, outcome, was_down and outcome.ok)
+        )
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts.dedup import Deduplicator
 from app.alerts.digest import next_boundary
-from app.alerts.outbox import OutboxRepository
+from app.alerts.outbox import OutboxRepository, write_lock
 from app.alerts.rules import RuleSpec, is_immediate, matches
 from app.config import Settings
 from app.events.types import NewEvent, Phase
@@ -257,7 +257,7 @@ class AlertEngine:
         backoff = Backoff(initial=0.5, cap=10.0, jitter=0.2)
         while True:
             try:
-                async with self._sessionmaker.begin() as session:
+                async with write_lock(self._sessionmaker), self._sessionmaker.begin() as session:
                     repo = OutboxRepository(session)
                     if plan.rows:
                         await repo.add_many(plan.rows)

@@ -8,17 +8,39 @@ process) the same statement runs without the lock clause and the guarded UPDATE 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts.digest import new_digest_id
 from app.kit.repository import RepositoryBase
 from app.models import Alert, AlertPriority, AlertStatus, Camera, UTCDateTime
 
 OPEN_STATUSES = (AlertStatus.pending, AlertStatus.retrying)
+_sqlite_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def write_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> AbstractAsyncContextManager[Any]:
+    """One outbox writer at a time per SQLite database in this process.
+
+    SQLite has one write lock per file and its busy handler sleeps up to 100 ms between tries, so
+    writers queueing on an asyncio lock (FIFO, no sleeps) are far faster than writers racing for it.
+    PostgreSQL takes row locks and needs none of this.
+    """
+    bind = sessionmaker.kw.get("bind")
+    if bind is None or bind.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    lock = _sqlite_locks.get(bind.sync_engine)
+    if lock is None:
+        lock = _sqlite_locks[bind.sync_engine] = asyncio.Lock()
+    return lock
 
 
 def _claimable(now: datetime) -> Any:

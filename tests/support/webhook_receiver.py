@@ -182,3 +182,45 @@ class WebhookReceiver:
                     f"receiver condition not met in {timeout}s ({len(self.received)} requests)"
                 )
             await asyncio.sleep(0.02)
+
+
+def main() -> None:
+    """`python -m tests.support.webhook_receiver PORT DUMP_PORT SECRET`: a receiver in its own process.
+
+    For benchmarks: its parsing then does not share the GIL with the server under test.
+    GET / on DUMP_PORT returns what it recorded, as JSON lines.
+    """
+    import sys
+
+    port, dump_port, secret = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    receiver = WebhookReceiver(secret, port)
+
+    class Dumping(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            lines = [
+                json.dumps(
+                    {
+                        "received_at": r.received_at,
+                        "status": r.status,
+                        "signed": r.signature_ok,
+                        "body": r.json,
+                    }
+                )
+                for r in receiver.received
+            ]
+            data = "\n".join(lines).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    receiver.start()
+    print("ready", flush=True)
+    ThreadingHTTPServer(("127.0.0.1", dump_port), Dumping).serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Alert latency bench: events at 100/s across 8 cameras, a high-severity rule, a real webhook receiver.
+
+Measures event produced (NewEvent.produced_at, stamped by bus.publish) -> webhook received (the
+receiver's clock, same machine) p50/p95/p99, and alerts delivered vs raised. Events go through the
+real EventBus, AlertEngine, outbox and WebhookDispatcher in-process (signed POSTs over loopback HTTP
+to a receiver thread). The rule's dedup window is 0 by default, so every event is an alert (the
+harder case: with the default 15 s window, 8 cameras yield 8 alerts per 15 s).
+Runs on a temp SQLite file, and on PostgreSQL too when it is reachable.
+Writes bench/results/alerts.json and prints one line per database.
+
+    .venv/bin/python bench/alerts.py [--rate 100] [--seconds 10] [--cameras 8] [--dedup 0] [--no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from app.alerts.dispatcher import DispatchPolicy, WebhookDispatcher  # noqa: E402
+from app.alerts.engine import AlertEngine  # noqa: E402
+from app.events.bus import EventBus  # noqa: E402
+from app.events.types import NewEvent, Severity  # noqa: E402
+from app.kit.db import create_engine, create_sessionmaker  # noqa: E402
+from app.migrate import upgrade  # noqa: E402
+from app.models import AlertRule, Webhook  # noqa: E402
+from tests.support.server import free_port  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "alerts.json"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class ProcessReceiver:
+    """The receiver in its own process (as in production: another machine), read back over HTTP."""
+
+    def __init__(self) -> None:
+        self.port, self.dump_port, self.secret = free_port(), free_port(), "bench-secret"
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.support.webhook_receiver",
+                str(self.port),
+                str(self.dump_port),
+                self.secret,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == b"ready"
+
+    def records(self) -> list[dict[str, Any]]:
+        text = httpx.get(f"http://127.0.0.1:{self.dump_port}/", timeout=30).text
+        return [json.loads(line) for line in text.splitlines() if line]
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def delivered_ids(records: list[dict[str, Any]]) -> set[str]:
+    return {r["body"]["id"] for r in records if 200 <= r["status"] < 300}
+
+
+async def run_one(url: str, rate: float, seconds: float, cameras: int, dedup_s: float) -> dict[str, Any]:
+    engine = create_engine(url)
+    sessionmaker = create_sessionmaker(engine)
+    receiver = ProcessReceiver()
+    try:
+        async with sessionmaker.begin() as s:
+            hook = Webhook(name="bench", url=receiver.url, secret=receiver.secret, timeout_s=5.0)
+            s.add(hook)
+            await s.flush()
+            s.add(AlertRule(name="high", min_severity="high", webhook_ids=[hook.id], dedup_window_s=dedup_s))
+        bus = EventBus()
+        produced: dict[str, float] = {}
+        n = int(rate * seconds)
+        async with (
+            WebhookDispatcher(sessionmaker, DispatchPolicy()) as dispatcher,
+            AlertEngine(sessionmaker, on_alert=dispatcher.wake) as alerts,
+        ):
+            bus.subscribe("alerts", alerts.consider)
+            t0 = time.perf_counter()
+            for i in range(n):
+                delay = t0 + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                e = bus.publish(
+                    NewEvent(
+                        camera_id=i % cameras + 1,
+                        type="anomaly",
+                        severity=Severity.high,
+                        started_at=datetime.now(UTC),
+                        score=5.0,
+                    )
+                )
+                produced[e.id] = e.produced_at
+            publish_s = time.perf_counter() - t0
+            await bus.drain(30)
+            await alerts.idle(30)
+            raised = alerts.created
+            deadline = time.monotonic() + 60
+            while len(delivered_ids(records := await asyncio.to_thread(receiver.records))) < raised:
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+        first: dict[str, float] = {}
+        for r in records:
+            if 200 <= r["status"] < 300:
+                first.setdefault(r["body"]["event"]["id"], r["received_at"])
+        lat_ms = [(first[eid] - produced[eid]) * 1000 for eid in first]
+        await bus.close()
+        return {
+            "events": n,
+            "rate_per_s": round(n / publish_s, 1),
+            "raised": raised,
+            "delivered": len(delivered_ids(records)),
+            "posts": len(records),
+            "signed_ok": all(r["signed"] for r in records),
+            "latency_ms": {
+                "p50": round(pct(lat_ms, 0.50), 1),
+                "p95": round(pct(lat_ms, 0.95), 1),
+                "p99": round(pct(lat_ms, 0.99), 1),
+                "max": round(max(lat_ms), 1),
+            }
+            if lat_ms
+            else None,
+        }
+    finally:
+        receiver.stop()
+        await engine.dispose()
+
+
+def postgres_database(stack: ExitStack) -> str | None:
+    from tests.support.services import fresh_postgres_database, reachable
+
+    if not reachable("127.0.0.1", 5432):
+        return None
+    return stack.enter_context(fresh_postgres_database())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--cameras", type=int, default=8)
+    parser.add_argument("--dedup", type=float, default=0.0, help="the rule's dedup window (s)")
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+
+    results: dict[str, Any] = {
+        "bench": "alerts",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "params": vars(args),
+        "targets": {"latency_p50_ms": 300},
+        "databases": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        urls = {"sqlite": f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"}
+        pg = None if args.no_postgres else postgres_database(stack)
+        if pg:
+            urls["postgres"] = pg
+        for name, url in urls.items():
+            upgrade(url)
+            r = asyncio.run(run_one(url, args.rate, args.seconds, args.cameras, args.dedup))
+            results["databases"][name] = r
+            lat = r["latency_ms"] or {}
+            print(
+                f"alerts {name}: {r['events']} events at {r['rate_per_s']}/s over {args.cameras} cameras; "
+                f"delivered {r['delivered']}/{r['raised']} raised; event->webhook p50 {lat.get('p50')} ms "
+                f"p95 {lat.get('p95')} ms p99 {lat.get('p99')} ms (target p50 < 300 ms)"
+            )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
