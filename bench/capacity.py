@@ -132,7 +132,8 @@ def bare_worker(urls: list[str], warmup: float, seconds: float) -> None:
     elapsed = t1 - t0
     fps = [(a - b) / elapsed for a, b in zip(after, before, strict=True)]
     rss = psutil.Process().memory_info().rss
-    print(json.dumps({"fps": fps, "cpu_pct": 100 * (cpu1 - cpu0) / elapsed, "rss_mb": rss / 2**20}), flush=True)
+    result = {"fps": fps, "cpu_pct": 100 * (cpu1 - cpu0) / elapsed, "rss_mb": rss / 2**20}
+    print(json.dumps(result), flush=True)
     for t in threads:
         t.join(10)
 
