@@ -125,22 +125,16 @@ class OutboxRepository(RepositoryBase[Alert]):
         ids = list((await self.session.execute(candidates.with_for_update(skip_locked=True))).scalars())
         if not ids:
             return []
-        leased = (
-            await self.session.execute(
-                update(Alert)
-                .where(Alert.id.in_(ids), _claimable(now))
-                .values(claimed_until=lease_until, claimed_by=owner)
-                .returning(Alert.id)
-                .execution_options(synchronize_session=False)
-            )
-        ).scalars()
-        rows = list(
-            (
-                await self.session.execute(
-                    select(Alert).where(Alert.id.in_(list(leased))).execution_options(populate_existing=True)
-                )
-            ).scalars()
+        stmt = (
+            update(Alert)
+            .where(Alert.id.in_(ids), _claimable(now))
+            .values(claimed_until=lease_until, claimed_by=owner)
+            .returning(Alert)
         )
+        result = await self.session.execute(
+            stmt, execution_options={"synchronize_session": False, "populate_existing": True}
+        )
+        rows = list(result.scalars())
         await self._stamp_digests(rows)
         return rows
 
