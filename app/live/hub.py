@@ -205,7 +205,10 @@ class LiveHub:
 
     def publish_event(self, event: NewEvent) -> None:
         """Bus subscriber: the event goes to the camera's subscribers (camera-less events to everyone)."""
-        text = _dumps({"type": "event", "event": event.to_json()})
+        data = event.to_json()
+        # a URL the client can fetch (with its key), never the server's file path
+        data["snapshot_url"] = f"/api/events/{event.id}/snapshot.jpg" if data.pop("snapshot_path") else None
+        text = _dumps({"type": "event", "event": data})
         clients = self._clients if event.camera_id is None else self._watchers.get(event.camera_id, {})
         for client in clients:
             client.put_text(text)

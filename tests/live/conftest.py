@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import cv2
 import httpx
 import numpy as np
 import pytest
@@ -24,6 +23,7 @@ from app.main import create_app
 from app.models import Camera
 from app.stream.frame import Frame
 from tests.conftest import API_KEY, AUTH, make_settings
+from tests.live.support import write_video
 from tests.support.server import free_port
 
 T = TypeVar("T")
@@ -98,21 +98,6 @@ class LiveServer:
         return await self.arun(_add())
 
 
-def moving_frames(width: int, height: int, count: int = 24, noise: bool = False) -> list[np.ndarray]:
-    """A square crossing the picture (or random noise: large JPEGs that fill socket buffers fast)."""
-    rng = np.random.default_rng(7)
-    frames = []
-    for i in range(count):
-        if noise:
-            img = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
-        else:
-            img = np.full((height, width, 3), 40, np.uint8)
-            x = int((width - height // 3) * i / max(1, count - 1))
-            img[height // 3 : 2 * height // 3, x : x + height // 3] = (60, 200, 255)
-        frames.append(img)
-    return frames
-
-
 class Producer:
     """Offers frames for some cameras at a fixed rate on the server loop, as a camera pipeline would."""
 
@@ -139,15 +124,6 @@ class Producer:
             self.offered += 1
             due += 1.0 / self.fps
             await asyncio.sleep(max(0.0, due - loop.time()))
-
-
-def write_video(path: Path, width: int = 320, height: int = 180, fps: int = 15, seconds: int = 10) -> Path:
-    """A short MJPEG clip of a moving square: a real file camera (sources loop files at native FPS)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-    for image in moving_frames(width, height, count=fps * seconds):
-        writer.write(image)
-    writer.release()
-    return path
 
 
 @pytest.fixture(scope="session")

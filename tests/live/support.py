@@ -6,8 +6,11 @@ import asyncio
 import json
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.live.protocol import unpack_frame
@@ -105,3 +108,27 @@ async def measure_window(seconds: float) -> tuple[float, float]:
     start = time.monotonic()
     await asyncio.sleep(seconds)  # the measurement window itself, not a synchronisation
     return start, time.monotonic()
+
+
+def moving_frames(width: int, height: int, count: int = 24, noise: bool = False) -> list[np.ndarray]:
+    """A square crossing the picture (or random noise: large JPEGs that fill socket buffers fast)."""
+    rng = np.random.default_rng(7)
+    frames = []
+    for i in range(count):
+        if noise:
+            img = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+        else:
+            img = np.full((height, width, 3), 40, np.uint8)
+            x = int((width - height // 3) * i / max(1, count - 1))
+            img[height // 3 : 2 * height // 3, x : x + height // 3] = (60, 200, 255)
+        frames.append(img)
+    return frames
+
+
+def write_video(path: Path, width: int = 320, height: int = 180, fps: int = 15, seconds: int = 10) -> Path:
+    """A short MJPEG clip of a moving square: a real file camera (sources loop files at native FPS)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    for image in moving_frames(width, height, count=fps * seconds):
+        writer.write(image)
+    writer.release()
+    return path

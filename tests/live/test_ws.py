@@ -14,8 +14,8 @@ from websockets.exceptions import ConnectionClosed
 
 from app.live.protocol import FRAME_HEADER
 from tests.conftest import API_KEY, AUTH
-from tests.live.conftest import LiveServer, Producer, moving_frames
-from tests.live.support import Viewer, measure_window
+from tests.live.conftest import LiveServer, Producer
+from tests.live.support import Viewer, measure_window, moving_frames
 
 FPS_TOLERANCE = 0.5  # the functional tolerance: 5 +/- 0.5 FPS over 5 s
 
@@ -173,7 +173,7 @@ class TestMessages:
         await other.expect("camera_state", state="streaming")
         mark = len(other.texts)
 
-        boxes = [{"label": "person", "score": 0.9, "box": [10, 20, 50, 90]}]
+        boxes = [{"box": [10.0, 20.0, 50.0, 90.0], "confidence": 0.9, "class_id": 0, "label": "person"}]
         hub = live_server.hub
         await live_server.acall(hub.publish_detections, cams[0], 7, time.time(), 320, 180, boxes)
         async with httpx.AsyncClient(base_url=live_server.url, headers=AUTH) as http:
@@ -185,6 +185,7 @@ class TestMessages:
         assert detections["detections"] == boxes and detections["seq"] == 7
         got = await watcher.expect("event")
         assert got["event"]["id"] == accepted["id"] and got["event"]["severity"] == "high"
+        assert got["event"]["snapshot_url"] is None and "snapshot_path" not in got["event"]
         assert (await watcher.expect("camera_state", state="stopped"))["camera_id"] == cams[0]
         await other.wait_frames(cams[1], 3)
         assert [m["type"] for m in other.texts[mark:]] == []  # nothing about a camera it does not watch

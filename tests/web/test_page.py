@@ -1,0 +1,120 @@
+"""The dashboard in a real headless Chromium (Debian's, driven by Playwright; never a downloaded browser)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import API_KEY, AUTH
+from tests.live.support import write_video
+from tests.support.services import IN_CI
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def require_chromium() -> None:
+    if os.path.exists(CHROMIUM):
+        return
+    message = f"Debian chromium not installed at {CHROMIUM} (apt-get install chromium)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[object]:
+    require_chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = await browser.new_context(viewport={"width": 1440, "height": 900})
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.errors = errors  # type: ignore[attr-defined]
+        yield page
+        await browser.close()
+
+
+async def canvas_data(page: object, camera_id: int) -> str:
+    return await page.eval_on_selector(  # type: ignore[attr-defined,no-any-return]
+        f'.tile[data-camera="{camera_id}"] canvas.frame', "c => c.toDataURL('image/png')"
+    )
+
+
+async def wait_changed(page: object, camera_id: int, before: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = await canvas_data(page, camera_id)
+        if now != before:
+            return now
+        await page.wait_for_timeout(100)  # type: ignore[attr-defined]
+    raise AssertionError(f"camera {camera_id}: the canvas did not change in {timeout} s")
+
+
+async def test_dashboard_watches_adds_a_camera_and_shows_events(
+    page: object, server_url: str, tmp_path: Path
+) -> None:
+    video = str(write_video(tmp_path / "square.avi", seconds=6))
+    async with httpx.AsyncClient(base_url=server_url, headers=AUTH) as http:
+        first = (await http.post("/api/cameras", json={"name": "Loading dock", "url": video})).json()
+
+        # the key prompt, then the first camera's tile with moving frames
+        await page.goto(server_url + "/")  # type: ignore[attr-defined]
+        await page.fill("#key-form input[name=key]", "not-the-key")  # type: ignore[attr-defined]
+        await page.click("#key-form button[type=submit]")  # type: ignore[attr-defined]
+        await page.wait_for_selector("#key-error:text('not accepted')")  # type: ignore[attr-defined]
+        await page.fill("#key-form input[name=key]", API_KEY)  # type: ignore[attr-defined]
+        await page.click("#key-form button[type=submit]")  # type: ignore[attr-defined]
+        await page.wait_for_selector(f'.tile.live[data-camera="{first["id"]}"]', timeout=20_000)  # type: ignore[attr-defined]
+        one = await canvas_data(page, first["id"])
+        two = await wait_changed(page, first["id"], one)
+        assert one != two
+        assert await page.locator("#conn").get_attribute("data-state") == "on"  # type: ignore[attr-defined]
+
+        # a bad URL shows the server's 4xx detail in the form
+        await page.click("#tab-live [data-action=add-camera]")  # type: ignore[attr-defined]
+        await page.fill("#camera-form input[name=name]", "Gate")  # type: ignore[attr-defined]
+        await page.fill("#camera-form input[name=url]", "/no/such/file.mp4")  # type: ignore[attr-defined]
+        await page.click("#camera-save")  # type: ignore[attr-defined]
+        error = page.locator("#camera-form-error")  # type: ignore[attr-defined]
+        await error.wait_for(state="visible")
+        assert "no such local video file" in (await error.text_content())
+
+        # fixing it adds the camera: a new tile appears and goes live
+        await page.fill("#camera-form input[name=url]", video)  # type: ignore[attr-defined]
+        await page.click("#camera-save")  # type: ignore[attr-defined]
+        tile = page.locator(".tile", has_text="Gate")  # type: ignore[attr-defined]
+        await tile.wait_for(state="visible")
+        gate_id = int(await tile.get_attribute("data-camera"))
+        await page.wait_for_selector(f'.tile.live[data-camera="{gate_id}"]', timeout=20_000)  # type: ignore[attr-defined]
+        cameras = (await http.get("/api/cameras")).json()
+        assert {c["name"] for c in cameras} == {"Loading dock", "Gate"}
+
+        # an event posted for a watched camera shows up in the live feed
+        body = {"camera_id": first["id"], "type": "door_open", "severity": "high"}
+        accepted = (await http.post("/api/events", json=body)).json()
+        item = page.locator(f'.feed-item[data-id="{accepted["id"]}"]')  # type: ignore[attr-defined]
+        await item.wait_for(state="visible", timeout=10_000)
+        assert "door open" in (await item.text_content()) and "Loading dock" in (await item.text_content())
+
+        # the alerts tab renders the delivery list (or its note)
+        await page.click(".tabs button[data-tab=alerts]")  # type: ignore[attr-defined]
+        await page.wait_for_selector("#tab-alerts.active")  # type: ignore[attr-defined]
+        assert page.errors == []  # type: ignore[attr-defined]
