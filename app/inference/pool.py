@@ -23,6 +23,7 @@ import numpy as np
 from app.errors import Conflict, NotFound
 from app.inference.batcher import MicroBatcher
 from app.inference.builtin_vad import ensure_builtin_vad
+from app.inference.calibration import Calibration, calibrate_model
 from app.inference.manifest import MANIFEST_SUFFIX, ManifestError, ModelSpec, TensorInfo, check_model
 from app.inference.model import OnnxModel
 from app.metrics import INFERENCE_BATCH, INFERENCE_LATENCY, INFERENCE_QUEUE_WAIT
@@ -87,6 +88,7 @@ class _Entry:
     manifest: Path | None = None  # where it persists, when it does
     model: OnnxModel | None = None
     batcher: MicroBatcher | None = None
+    calibration: Calibration | None = None
     loads: int = 0
     load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     run_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # the batching=False path
@@ -105,11 +107,17 @@ class ResourcePool:
         providers: Sequence[str] | None = None,
         builtin_vad: bool = True,
         workers: int = 4,
+        calibrate: bool = True,
+        max_run_ms: float | None = None,
     ) -> None:
         self.models_dir = models_dir
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
         self.batching = batching
+        # Measure each model's batch curve at load and cap its batches where per-item time stops
+        # improving (calibration.py); a batch whose run takes over max_run_ms is never chosen.
+        self.calibrate = calibrate
+        self.max_run_ms = max_run_ms
         self._providers = providers
         self._builtin_vad = builtin_vad
         self._workers = workers
@@ -121,6 +129,9 @@ class ResourcePool:
         values: dict[str, Any] = {
             "max_batch": settings.batch_max_size,
             "max_wait_ms": settings.batch_max_wait_ms,
+            "calibrate": settings.batch_calibrate,
+            # a batch must leave room in the analyzer's per-frame budget for the wait before it
+            "max_run_ms": settings.analyzer_budget_ms / 2,
         }
         values.update(overrides)
         return cls(settings.resolved_models_dir, **values)
@@ -249,11 +260,20 @@ class ResourcePool:
                 model = await loop.run_in_executor(
                     self._executor, OnnxModel, entry.spec, entry.info, self._providers
                 )
+                entry.calibration = await loop.run_in_executor(
+                    self._executor,
+                    lambda: calibrate_model(
+                        model,
+                        entry.spec.max_batch or self.max_batch,
+                        enabled=self.calibrate and self.batching,
+                        max_run_ms=self.max_run_ms,
+                    ),
+                )
                 entry.batcher = MicroBatcher(
                     name,
                     model.run_batch,
                     executor=self._executor,
-                    max_batch=model.max_batch or entry.spec.max_batch or self.max_batch,
+                    max_batch=entry.calibration.max_batch,
                     max_wait_ms=self.max_wait_ms,
                     on_batch=lambda n, waits, run_s: entry.stats.record(name, n, waits, run_s),
                 )
@@ -301,6 +321,8 @@ class ResourcePool:
             "loaded": entry.model is not None,
             "loads": entry.loads,
             "provider": entry.model.provider if entry.model else None,
+            "max_batch": entry.batcher.max_batch if entry.batcher else None,
+            "calibration": entry.calibration.to_json() if entry.calibration else None,
             "calls": s.calls,
             "runs": s.runs,
             "errors": s.errors,

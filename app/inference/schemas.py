@@ -12,6 +12,25 @@ class Percentiles(BaseModel):
     p95: float | None = None
 
 
+class CurvePointRead(BaseModel):
+    batch: int
+    run_ms: float = Field(description="median time of one run of this batch size")
+    per_item_ms: float
+    items_per_s: float | None
+    samples: int
+
+
+class CalibrationRead(BaseModel):
+    max_batch: int = Field(description="the batch cap chosen for this model")
+    cap: int = Field(description="the most it could be: the manifest's max_batch or ARGUS_BATCH_MAX_SIZE")
+    reason: Literal["cap", "knee", "latency", "budget", "disabled", "fixed_batch", "dynamic_shape"] = Field(
+        description="cap: every size paid; knee: the next size cost more per item; latency: its run was too "
+        "long for the analyzer budget; budget: calibration time ran out; the rest: not measured"
+    )
+    took_ms: float
+    curve: list[CurvePointRead] = Field(description="measured at load on a synthetic input")
+
+
 class ModelRead(BaseModel):
     name: str
     kind: Literal["vad", "detector", "score"]
@@ -21,6 +40,8 @@ class ModelRead(BaseModel):
     loaded: bool
     loads: int
     provider: str | None = Field(None, examples=["CPUExecutionProvider"])
+    max_batch: int | None = Field(None, description="largest cross-camera batch, once loaded")
+    calibration: CalibrationRead | None = None
     calls: int = Field(description="inference requests served")
     runs: int = Field(description="model runs (a batch is one run)")
     errors: int
