@@ -37,8 +37,10 @@ class Track:
     def hit(self, box: np.ndarray, score: float, t: float) -> None:
         dt = t - self.last_seen
         if dt > 0:
-            # Smoothed so one jittery box does not fling the prediction.
-            self.velocity = 0.5 * self.velocity + 0.5 * (box - self.box) / dt
+            measured = (box - self.box) / dt
+            # Smoothed so one jittery box does not fling the prediction; the first measurement is taken
+            # whole, so a fast object is predicted well from its second frame on.
+            self.velocity = measured if self.hits == 1 else 0.5 * self.velocity + 0.5 * measured
         self.box, self.score, self.last_seen = box, score, t
         self.hits += 1
 
@@ -56,7 +58,7 @@ class ByteTracker:
         self,
         *,
         high_threshold: float = 0.5,
-        match_iou: float = 0.3,
+        match_iou: float = 0.2,  # ByteTrack's match_thresh 0.8 (IoU distance)
         low_match_iou: float = 0.5,
         lost_after_s: float = 2.0,
         min_hits: int = 2,
@@ -123,8 +125,11 @@ class ByteTracker:
         """Hungarian matching on IoU (same class only); returns the tracks left unmatched."""
         if not tracks or not len(candidates):
             return list(tracks)
+        # The better of the prediction and the last box: frame times are decode wall-clock times, so a
+        # stall followed by a catch-up burst can make the velocity (and so the prediction) overshoot.
         predicted = np.stack([tr.predict(t) for tr in tracks])
-        overlap = iou_matrix(predicted, boxes[candidates])
+        last = np.stack([tr.box for tr in tracks])
+        overlap = np.maximum(iou_matrix(predicted, boxes[candidates]), iou_matrix(last, boxes[candidates]))
         same_class = np.array([tr.class_id for tr in tracks])[:, None] == class_ids[candidates][None, :]
         overlap = np.where(same_class, overlap, 0.0)
         rows, cols = linear_sum_assignment(-overlap)

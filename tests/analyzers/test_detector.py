@@ -246,7 +246,7 @@ class TestOptions:
 
 
 def write_crossing(
-    path: Path, seconds: float = 8.0, fps: int = 15, cross: tuple[float, float] = (1.0, 4.0)
+    path: Path, seconds: float = 9.0, fps: int = 15, cross: tuple[float, float] = (1.0, 5.0)
 ) -> Path:
     """MJPG clip, black 320x180, a red 40x40 square crossing left to right during `cross`."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 180))
@@ -275,7 +275,7 @@ class TestThroughTheApp:
         options = {
             "model": "blob",
             "classes": ["red"],
-            "lost_after_s": 0.6,
+            "lost_after_s": 1.5,
             "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
         }
         body = {"name": "yard", "url": str(clip), "vad": {"enabled": False},
@@ -297,7 +297,9 @@ class TestThroughTheApp:
         await app_client.patch(f"/api/cameras/{cam['id']}", json={"enabled": False})
 
         # then: one event for the crossing, with its label, track, zone and snapshot
-        [event] = (await app_client.get("/api/events", params={"camera_id": cam["id"]})).json()["items"]
+        stored = (await app_client.get("/api/events", params={"camera_id": cam["id"]})).json()["items"]
+        assert len(stored) == 1, [(e["data"], e["started_at"], e["ended_at"]) for e in stored]
+        event = stored[0]
         assert event["type"] == "object" and event["severity"] == "medium"
         assert event["data"]["label"] == "red" and event["data"]["track_id"] == 1
         assert event["data"]["zones"] == ["all"] and event["data"]["reason"] == "lost"
