@@ -115,10 +115,11 @@ async def _write(ws: WebSocket, client: Client, stall_s: float) -> int:
         if message is None:
             message = '{"type":"keepalive"}'
         try:
-            if isinstance(message, bytes):
-                await asyncio.wait_for(ws.send_bytes(message), stall_s)
-            else:
-                await asyncio.wait_for(ws.send_text(message), stall_s)
+            async with asyncio.timeout(stall_s):  # a timer, not a task per message like wait_for
+                if isinstance(message, bytes):
+                    await ws.send_bytes(message)
+                else:
+                    await ws.send_text(message)
         except TimeoutError:
             return CLOSE_TOO_SLOW
         except (WebSocketDisconnect, RuntimeError, OSError):

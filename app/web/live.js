@@ -146,7 +146,8 @@
       const now = performance.now();
       this.arrivals.push(now);
       while (this.arrivals[0] < now - FPS_WINDOW_MS) this.arrivals.shift();
-      const fps = (this.arrivals.length - 1) / (FPS_WINDOW_MS / 1000);
+      const span = (now - this.arrivals[0]) / 1000;
+      const fps = span > 0 ? (this.arrivals.length - 1) / span : 0;
       this.timeEl.textContent = new Date(this.frameAt * 1000).toLocaleTimeString([], { hour12: false });
       this.fpsEl.textContent = `${Math.max(0, fps).toFixed(1)} fps`;
     }
