@@ -63,13 +63,15 @@ def collapse(events: list[NewEvent]) -> list[NewEvent]:
 
 
 def merge(prev: NewEvent, new: NewEvent) -> NewEvent:
-    """`new` wins, except that ended_at/description/snapshot_path are never unset and severity never
-    drops: a version evolved from an older copy must not undo what a newer one established."""
+    """`new` wins, except that ended_at/description/snapshot_path are never unset, severity never
+    drops and `data` keys are merged: a version evolved from an older copy (the episode's next update
+    after a VLM verdict) must not undo what a newer one established."""
     severity = new.severity if new.severity.rank >= prev.severity.rank else prev.severity
     sticky = {
         "ended_at": new.ended_at or prev.ended_at,
         "description": new.description or prev.description,
         "snapshot_path": new.snapshot_path or prev.snapshot_path,
+        "data": {**prev.data, **new.data},
     }
     if severity is new.severity and all(getattr(new, k) == v for k, v in sticky.items()):
         return new

@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import JSON, ColumnElement, case, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 
 from app.events.types import Severity
 from app.kit.repository import RepositoryBase
 from app.models import Camera, Event, utcnow
 
 # Columns a later version simply replaces; created_at and id stay as first written.
-_REPLACED = ("camera_id", "type", "score", "started_at", "source", "data", "updated_at")
+_REPLACED = ("camera_id", "type", "score", "started_at", "source", "updated_at")
 # Set once, never unset: a version evolved from an older copy (a VLM description of the open event
 # arriving after the close) must not reopen the event or drop its snapshot.
 _STICKY = ("ended_at", "description", "snapshot_path")
@@ -53,6 +54,7 @@ class EventRepository(RepositoryBase[Event]):
         new, old = stmt.excluded, Event.__table__.c
         set_: dict[str, Any] = {c: new[c] for c in _REPLACED}
         set_.update({c: func.coalesce(new[c], old[c]) for c in _STICKY})
+        set_["data"] = _merged_json(dialect, old.data, new.data)
         # severity only rises (a VLM verdict or a worse phase), whatever order versions arrive in
         set_["severity"] = case(
             (_rank(new.severity) >= _rank(old.severity), new.severity), else_=old.severity
@@ -84,6 +86,13 @@ class EventRepository(RepositoryBase[Event]):
     async def camera_exists(self, camera_id: int) -> bool:
         found = await self.session.execute(select(Camera.id).where(Camera.id == camera_id))
         return found.scalar_one_or_none() is not None
+
+
+def _merged_json(dialect: str, old: Any, new: Any) -> ColumnElement[Any]:
+    """Top-level keys of both, the new value winning (a VLM verdict survives later episode updates)."""
+    if dialect == "sqlite":
+        return func.json_patch(old, new)
+    return cast(cast(old, JSONB).op("||")(cast(new, JSONB)), JSON)
 
 
 def _rank(col: Any) -> ColumnElement[int]:

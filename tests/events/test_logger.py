@@ -194,9 +194,12 @@ class TestUpsert:
         opened = ev(severity=Severity.medium)
         closed = opened.evolve(phase=Phase.close, ended_at=utcnow(), severity=Severity.high)
         closed = closed.evolve(snapshot_path="a")
-        described = opened.evolve(phase=Phase.update, description="a cat", score=0.5)
+        described = opened.evolve(
+            phase=Phase.update, description="a cat", score=0.5, data={"vlm": {"model": "m"}}
+        )
+        later = closed.evolve(phase=Phase.update, data={"peak": 9})  # the episode's copy knows no vlm
         async with make_logger(db, tmp_path / "spill") as logger:
-            for version in (opened, closed, described):
+            for version in (opened, closed, described, later):
                 logger.log(version)
                 if not one_flush:
                     await logger.flush()
@@ -204,7 +207,8 @@ class TestUpsert:
         row = await db.row(opened.id)
         assert row is not None
         assert (row.ended_at, row.severity, row.snapshot_path) == (closed.ended_at, "high", "a")
-        assert (row.description, row.score) == ("a cat", 0.5)
+        assert row.description == "a cat"
+        assert row.data == {"vlm": {"model": "m"}, "peak": 9}
 
     async def test_a_row_the_database_rejects_is_set_aside_and_the_rest_written(
         self, db: Db, tmp_path: Path
