@@ -18,6 +18,7 @@ from app.stream.frame import Frame
 from app.stream.sampler import Sampler
 from app.stream.source import OpenCVSource, SourceState, fit_width, source_kind
 from tests.fixtures.rtsp import RtspServer
+from tests.stream.conftest import MjpegServer
 from tests.support.server import free_port
 
 SECRET = "s3cr3t-pw"
@@ -222,6 +223,21 @@ class TestFile:
     async def test_missing_file_is_refused(self, tmp_path: Path, settings: Settings) -> None:
         with pytest.raises(ValueError, match="file"):
             OpenCVSource(31, str(tmp_path / "nope.mp4"), settings)
+
+
+class TestHttpMjpeg:
+    async def test_mjpeg_camera_streams(self, mjpeg_server: MjpegServer, settings: Settings) -> None:
+        source = OpenCVSource(40, mjpeg_server.url, settings)
+        sampler = Sampler(source, analysis_fps=5)
+        source.start()
+        try:
+            frame = await asyncio.wait_for(anext(sampler), 15)
+            assert frame.image.shape == (120, 160, 3)
+            assert source.kind == "http"
+            assert source.state is SourceState.STREAMING
+        finally:
+            sampler.close()
+            await source.aclose()
 
 
 class TestHelpers:
