@@ -1,5 +1,9 @@
 """Inference microbench: cross-camera micro-batching vs lock-serialised single-frame, same run, same models.
 
+Three pools on the same models: `batched` (batches up to 16, no calibration), `calibrated` (the default
+server setup: each model's batch cap measured at load, see app/inference/calibration.py) and `serial`
+(one frame at a time behind the model's lock, the way a shared detector without batching runs).
+
 Two models: the built-in VAD (two 112x64 grey frames -> score) and a detector-sized YOLO-layout graph
 (320x320 RGB -> [B, 84, 2100]: YOLOv8n-shaped Conv+SiLU / C2f blocks, three heads). For N = 1, 4, 8,
 16 cameras, N async callers each send one frame at a time as fast as answers come back (closed loop), for
@@ -136,10 +140,12 @@ async def drive(
             await pool.infer(model, frames[i])
             latencies.append(time.perf_counter() - t0)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(camera(i) for i in range(cameras)))
     wall = time.perf_counter() - started
     return {
+        # CPU time the whole process spent per answer: the work, whatever share of the cores we got
+        "cpu_ms_per_item": (time.process_time() - cpu) / max(1, len(latencies)) * 1000,
         "throughput": len(latencies) / wall,
         "p95_ms": float(np.percentile(latencies, 95)) * 1000,
         "p50_ms": float(np.percentile(latencies, 50)) * 1000,
@@ -155,9 +161,15 @@ def mean_batch(stats: dict[str, Any]) -> float:
 async def measure(models_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"models": {}, "memory": {}}
     pools = {
-        "batched": ResourcePool(models_dir, max_batch=16, max_wait_ms=4.0, batching=True),
+        "batched": ResourcePool(models_dir, max_batch=16, max_wait_ms=4.0, calibrate=False),
+        # as ResourcePool.from_settings builds it: max_run_ms = half the 150 ms analyzer budget
+        "calibrated": ResourcePool(models_dir, max_batch=16, max_wait_ms=4.0, max_run_ms=75.0),
         "serial": ResourcePool(models_dir, batching=False),
     }
+    if args.levers:  # the other CPU lever: two single-threaded runs side by side instead of one on all cores
+        cores = os.cpu_count() or 2
+        pools["inflight2"] = ResourcePool(models_dir, max_batch=16, max_wait_ms=4.0, max_run_ms=75.0,
+                                          runs_in_flight=2, intra_op_threads=max(1, cores // 2))  # fmt: skip
     for pool in pools.values():
         await pool.__aenter__()
         pool.register(ModelSpec(name=DETECTOR, kind="detector", path=models_dir / "yolo320.onnx",
@@ -167,6 +179,11 @@ async def measure(models_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
             item = tuple(int(d) for d in pools["batched"].spec(model).item_shape)  # type: ignore[arg-type]
             for pool in pools.values():  # load + warm up outside the timed runs
                 await asyncio.gather(*(pool.infer(model, np.zeros(item, np.float32)) for _ in range(16)))
+            for mode in pools:
+                if (cal := pools[mode].stats(model)[0]["calibration"])["reason"] != "disabled":
+                    curve = {p["batch"]: p["per_item_ms"] for p in cal["curve"]}
+                    chosen = f"max_batch {cal['max_batch']} ({cal['reason']})"
+                    print(f"  {model} {mode}: {chosen}, ms/item by batch {curve}", flush=True)
             per_n: dict[str, Any] = {}
             for n in args.cameras:
                 row: dict[str, Any] = {}
@@ -181,25 +198,33 @@ async def measure(models_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
                         "throughput": round(statistics.median(r["throughput"] for r in runs), 1),
                         "p95_ms": round(statistics.median(r["p95_ms"] for r in runs), 2),
                         "p50_ms": round(statistics.median(r["p50_ms"] for r in runs), 2),
+                        "cpu_ms_per_item": round(statistics.median(r["cpu_ms_per_item"] for r in runs), 3),
                         "runs": [round(r["throughput"], 1) for r in runs],
                     }
-                row["speedup"] = round(row["batched"]["throughput"] / row["serial"]["throughput"], 2)
+                serial = row["serial"]["throughput"]
+                row["speedup"] = round(row["batched"]["throughput"] / serial, 2)
+                row["speedup_calibrated"] = round(row["calibrated"]["throughput"] / serial, 2)
+                if "inflight2" in row:
+                    row["speedup_inflight2"] = round(row["inflight2"]["throughput"] / serial, 2)
                 per_n[str(n)] = row
-                print(f"  {model:14s} N={n:2d}  batched {row['batched']['throughput']:8.1f}/s "
-                      f"p95 {row['batched']['p95_ms']:7.2f} ms | serial {row['serial']['throughput']:8.1f}/s "
-                      f"p95 {row['serial']['p95_ms']:7.2f} ms | x{row['speedup']}", flush=True)  # fmt: skip
-            stats = pools["batched"].stats(model)[0]
+                cols = [f"{m} {row[m]['throughput']:.1f}/s p95 {row[m]['p95_ms']:.1f} ms" for m in pools]
+                speedups = " ".join(f"{k}: x{v}" for k, v in row.items() if "speedup" in k)
+                print(f"  {model:14s} N={n:2d}  {' | '.join(cols)} | {speedups}", flush=True)
             out["models"][model] = {
-                "input_shape": stats["input_shape"],
-                "provider": stats["provider"],
+                "input_shape": pools["batched"].stats(model)[0]["input_shape"],
+                "provider": pools["batched"].stats(model)[0]["provider"],
+                "calibration": pools["calibrated"].stats(model)[0]["calibration"],
                 "cameras": per_n,
-                "batched_pool": {
+            }
+            for mode in (m for m in pools if m != "serial"):
+                stats = pools[mode].stats(model)[0]
+                out["models"][model][f"{mode}_pool"] = {
+                    "max_batch": stats["max_batch"],
                     "mean_batch": mean_batch(stats),
                     "batch_histogram": stats["batch_histogram"],
                     "queue_wait_ms": stats["queue_wait_ms"],
                     "run_ms": stats["run_ms"],
-                },
-            }
+                }
         out["memory"]["sessions_loaded"] = {m: pools["batched"].stats(m)[0]["loads"] for m in (VAD, DETECTOR)}
     finally:
         for pool in pools.values():
@@ -214,12 +239,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.5, help="length of one timed run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per point; the median is reported")
     parser.add_argument("--cameras", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 8, 16])
+    parser.add_argument("--levers", action="store_true", help="also run 2 batches in flight, 1 thread each")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="argus-bench-") as tmp:
         models_dir = Path(tmp)
         build_detector(models_dir / "yolo320.onnx")
         print(f"inference bench: {os.cpu_count()} CPUs, onnxruntime {ort.__version__}", flush=True)
-        started = time.time()
+        started, load_before = time.time(), os.getloadavg()
         result = asyncio.run(measure(models_dir, args))
     result["machine"] = {
         "cpu_count": os.cpu_count(),
@@ -228,11 +254,14 @@ def main() -> None:
         "onnxruntime": ort.__version__,
         "available_providers": ort.get_available_providers(),
         "gpu": Path("/dev/nvidia0").exists(),
+        # the machine may be shared: other processes' load skews every mode alike (modes interleave)
+        "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "note": "closed loop: each camera sends its next frame when the previous answer arrives",
     }
     result["settings"] = {
         "max_batch": 16,
         "max_wait_ms": 4.0,
+        "calibrated_max_run_ms": 75.0,
         "seconds": args.seconds,
         "repeats": args.repeats,
     }
@@ -244,9 +273,11 @@ def main() -> None:
     mem = result["memory"]
     print(
         f"inference @{top} cameras on {os.cpu_count()} CPUs ({result['models'][DETECTOR]['provider']}): "
-        f"detector {det['batched']['throughput']}/s batched vs {det['serial']['throughput']}/s serial "
-        f"(x{det['speedup']}, p95 {det['batched']['p95_ms']} vs {det['serial']['p95_ms']} ms); "
-        f"vad x{vad['speedup']}; sessions {mem['sessions_loaded']}; "
+        f"detector {det['batched']['throughput']}/s batched, {det['calibrated']['throughput']}/s calibrated "
+        f"(max_batch {result['models'][DETECTOR]['calibrated_pool']['max_batch']}) vs "
+        f"{det['serial']['throughput']}/s serial (x{det['speedup']} / x{det['speedup_calibrated']}, p95 "
+        f"{det['batched']['p95_ms']} / {det['calibrated']['p95_ms']} vs {det['serial']['p95_ms']} ms); "
+        f"vad x{vad['speedup']} / x{vad['speedup_calibrated']}; sessions {mem['sessions_loaded']}; "
         f"RSS {mem.get('rss_mb_1_cameras')} -> {mem.get('rss_mb_16_cameras')} MB (1 -> 16 cameras)"
     )
 

@@ -7,6 +7,10 @@ no idle wait; a single camera never waits for company that does not exist; and w
 requests queue, so under load the next batch is bigger and starts at once. `max_wait_ms` bounds the
 wait when fewer requests come than last time (a camera left, or frames arrive out of step).
 
+`runs_in_flight` > 1 lets the next batch start while one still runs (the model must allow as many
+concurrent runs): on a CPU whose cores one run does not keep busy, two single-threaded runs side by
+side can beat one run spread over the cores. Default 1: one batch at a time.
+
 The queue holds at most one request per awaiting caller (each camera awaits its own result), so it is
 bounded by the number of callers; requests of a different shape wait for a batch of their own shape.
 """
@@ -49,18 +53,24 @@ class MicroBatcher:
         max_batch: int = 16,
         max_wait_ms: float = 4.0,
         on_batch: OnBatch | None = None,
+        runs_in_flight: int = 1,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
+        if runs_in_flight < 1:
+            raise ValueError("runs_in_flight must be >= 1")
         self.name = name
         self.max_batch = max_batch
         self.max_wait_s = max(0.0, max_wait_ms) / 1000
+        self.runs_in_flight = runs_in_flight
         self._run = run
         self._executor = executor
         self._on_batch = on_batch
         self._pending: deque[_Request] = deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._running: set[asyncio.Task[None]] = set()
         self._closed = False
         self._last_size = 0
 
@@ -74,6 +84,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         if self._task is None:
             self._wakeup = asyncio.Event()
+            self._slots = asyncio.Semaphore(self.runs_in_flight)
             self._task = spawn(self._loop(), name=f"argus.batcher:{self.name}")
         assert self._wakeup is not None
         request = _Request(item, loop.create_future())
@@ -85,26 +96,47 @@ class MicroBatcher:
         self._closed = True
         await cancel_and_wait(self._task)
         self._task = None
+        for task in list(self._running):
+            await cancel_and_wait(task)
         while self._pending:
             request = self._pending.popleft()
             if not request.future.done():
                 request.future.set_exception(RuntimeError(f"batcher {self.name} closed"))
 
     async def _loop(self) -> None:
-        assert self._wakeup is not None
-        log.debug("batcher %s started (max_batch %d, max_wait %.1f ms)", self.name, self.max_batch,
-                  self.max_wait_s * 1000)  # fmt: skip
+        assert self._wakeup is not None and self._slots is not None
+        log.debug("batcher %s started (max_batch %d, max_wait %.1f ms, %d in flight)", self.name,
+                  self.max_batch, self.max_wait_s * 1000, self.runs_in_flight)  # fmt: skip
         try:
             while True:
                 while not self._pending:
                     self._wakeup.clear()
                     await self._wakeup.wait()
-                await self._fill()
-                batch = self._take()
-                if batch:
-                    await self._execute(batch)
+                await self._slots.acquire()
+                try:
+                    await self._fill()
+                    batch = self._take()
+                except BaseException:
+                    self._slots.release()
+                    raise
+                if not batch:
+                    self._slots.release()
+                elif self.runs_in_flight == 1:
+                    try:
+                        await self._execute(batch)
+                    finally:
+                        self._slots.release()
+                else:
+                    task = asyncio.get_running_loop().create_task(self._execute(batch))
+                    self._running.add(task)
+                    task.add_done_callback(self._run_done)
         finally:
             log.debug("batcher %s stopped", self.name)
+
+    def _run_done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        assert self._slots is not None
+        self._slots.release()
 
     async def _fill(self) -> None:
         """Wait until the batch is as big as the last one, or full, or the oldest request waited max_wait."""

@@ -2,7 +2,8 @@
 
 Runs are blocking C calls that release the GIL; the pool calls `run_batch` from its executor threads and
 never from the event loop. The session's lock keeps one run at a time per model (ONNX Runtime sessions
-are thread-safe, but concurrent runs would only fight over the same cores and blur the batching).
+are thread-safe, but concurrent runs would only fight over the same cores and blur the batching), or
+`runs_in_flight` runs when the pool asks for more (with `intra_op_threads`, to split the cores).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ log = logging.getLogger("argus.inference")
 
 
 class OnnxModel:
-    def __init__(self, spec: ModelSpec, info: TensorInfo, providers: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        info: TensorInfo,
+        providers: Sequence[str] | None = None,
+        *,
+        runs_in_flight: int = 1,
+        intra_op_threads: int | None = None,
+    ) -> None:
         self.spec = spec
         self.input = info
         opts = ort.SessionOptions()
@@ -30,6 +39,8 @@ class OnnxModel:
         # Idle intra-op threads would otherwise spin after every run, taking CPU from the decode threads
         # on the same few cores; a model run here is milliseconds, the wake-up cost is microseconds.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if intra_op_threads is not None:
+            opts.intra_op_num_threads = intra_op_threads  # 0 = one per core (onnxruntime's default)
         started = time.perf_counter()
         self.session = ort.InferenceSession(str(spec.path), opts, providers=usable_providers(providers))
         self.load_s = time.perf_counter() - started
@@ -37,7 +48,7 @@ class OnnxModel:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.dtype = np.dtype(info.dtype)
         self.fixed_batch: int | None = info.shape[0]  # None = dynamic
-        self.lock = threading.Lock()
+        self.lock = threading.BoundedSemaphore(runs_in_flight)
         log.info(
             "model %s loaded on %s in %.0f ms (input %s %s, batch %s)",
             spec.name, self.provider, self.load_s * 1000, info.name, list(info.shape),

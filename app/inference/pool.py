@@ -109,6 +109,8 @@ class ResourcePool:
         workers: int = 4,
         calibrate: bool = True,
         max_run_ms: float | None = None,
+        runs_in_flight: int = 1,
+        intra_op_threads: int | None = None,
     ) -> None:
         self.models_dir = models_dir
         self.max_batch = max_batch
@@ -118,6 +120,8 @@ class ResourcePool:
         # improving (calibration.py); a batch whose run takes over max_run_ms is never chosen.
         self.calibrate = calibrate
         self.max_run_ms = max_run_ms
+        self.runs_in_flight = runs_in_flight  # batches run side by side per model (see batcher.py)
+        self.intra_op_threads = intra_op_threads
         self._providers = providers
         self._builtin_vad = builtin_vad
         self._workers = workers
@@ -258,7 +262,14 @@ class ResourcePool:
             if entry.model is None:
                 loop = asyncio.get_running_loop()
                 model = await loop.run_in_executor(
-                    self._executor, OnnxModel, entry.spec, entry.info, self._providers
+                    self._executor,
+                    lambda: OnnxModel(
+                        entry.spec,
+                        entry.info,
+                        self._providers,
+                        runs_in_flight=self.runs_in_flight,
+                        intra_op_threads=self.intra_op_threads,
+                    ),
                 )
                 entry.calibration = await loop.run_in_executor(
                     self._executor,
@@ -276,6 +287,7 @@ class ResourcePool:
                     max_batch=entry.calibration.max_batch,
                     max_wait_ms=self.max_wait_ms,
                     on_batch=lambda n, waits, run_s: entry.stats.record(name, n, waits, run_s),
+                    runs_in_flight=self.runs_in_flight,
                 )
                 entry.loads += 1
                 entry.model = model

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -11,6 +13,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from app.config import Settings
+from app.inference.batcher import MicroBatcher
 from app.inference.calibration import calibrate, candidate_sizes, synthetic_item
 from app.inference.manifest import ModelSpec
 from app.inference.pool import ResourcePool
@@ -184,3 +187,32 @@ class TestModelsApi:
         assert 1 <= body["max_batch"] == body["calibration"]["max_batch"] <= 4
         curve = body["calibration"]["curve"]
         assert curve[0]["batch"] == 1 and curve[0]["per_item_ms"] > 0 and curve[0]["items_per_s"] > 0
+
+
+class TestRunsInFlight:
+    async def test_two_batches_run_side_by_side(self) -> None:
+        # each run waits for a second one to be running at the same time: one at a time would time out
+        together = threading.Barrier(2, timeout=10)
+
+        def run(items: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+            together.wait()
+            return [[x * 2] for x in items]
+
+        with ThreadPoolExecutor(2) as executor:
+            batcher = MicroBatcher("t", run, executor=executor, max_batch=1, runs_in_flight=2)
+            results = await asyncio.gather(*(batcher.submit(np.full(1, i, np.float32)) for i in range(4)))
+            await batcher.close()
+        assert [float(r[0][0]) for r in results] == [0.0, 2.0, 4.0, 6.0]
+
+    async def test_pool_results_with_two_runs_in_flight_equal_single_runs(self, tmp_path: Path) -> None:
+        rng = np.random.default_rng(5)
+        xs = [rng.standard_normal(16).astype(np.float32) for _ in range(20)]
+        async with ResourcePool(
+            tmp_path, builtin_vad=False, max_batch=4, runs_in_flight=2, intra_op_threads=1
+        ) as pool:
+            pool.register(elementwise_spec(tmp_path / "e.onnx"))
+            got = await asyncio.gather(*(pool.infer("elementwise", x) for x in xs))
+            stats = pool.stats("elementwise")[0]
+        assert stats["calls"] == 20 and stats["errors"] == 0
+        for x, out in zip(xs, got, strict=True):
+            np.testing.assert_array_equal(out[0], np.maximum(x * 3 - 1, 0) + x)
