@@ -88,15 +88,10 @@ async def _handle(msg: Subscribe | Unsubscribe | Ping, hub: LiveHub, client: Cli
     unknown = [i for i in ids if i not in known]
     ok = [i for i in ids if i in known]
     if ok:
+        watching = sorted(set(client.subs) | set(ok))
+        reply = {"type": "subscribed", "camera_ids": ok, "fps": hub.fps_for(msg.fps), "watching": watching}
+        client.put_json(reply)  # before the replayed states the subscription triggers
         hub.subscribe(client, ok, msg.fps)
-        client.put_json(
-            {
-                "type": "subscribed",
-                "camera_ids": ok,
-                "fps": client.subs[ok[0]].fps,
-                "watching": sorted(client.subs),
-            }
-        )
     if unknown:
         raise ProtocolError(
             "unknown_camera",

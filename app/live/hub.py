@@ -256,8 +256,12 @@ class LiveHub:
         client.close()
         LIVE_CLIENTS.set(len(self._clients))
 
+    def fps_for(self, requested: float | None) -> float:
+        return min(requested or self.default_fps, MAX_FPS)
+
     def subscribe(self, client: Client, camera_ids: list[int], fps: float | None = None) -> None:
-        fps = min(fps or self.default_fps, MAX_FPS)
+        """Watch these cameras at `fps` (default ARGUS_LIVE_FPS); each one's last state is replayed."""
+        fps = self.fps_for(fps)
         for camera_id in camera_ids:
             watchers = self._watchers.setdefault(camera_id, {})
             sub = _Sub(fps)
