@@ -25,7 +25,14 @@ def running_server(settings: Settings, timeout: float = 30.0) -> Iterator[str]:
     """Yields the base URL `http://127.0.0.1:PORT`; the server stops (lifespan exit) afterwards."""
     port = free_port()
     app = create_app(settings.model_copy(update={"port": port}))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_ping_interval=5)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws_ping_interval=5,
+        ws_per_message_deflate=False,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="argus.test-server", daemon=True)
     thread.start()
