@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     batch_max_size: int = Field(16, ge=1)
     batch_max_wait_ms: float = Field(4.0, ge=0)
     batch_calibrate: bool = True  # time each model's batch sizes at load; cap batches where they stop paying
+    batch_runs_in_flight: int = Field(2, ge=1)  # batches of one model run side by side, cores/N threads each
     analyzer_budget_ms: float = Field(150.0, gt=0)
     trace_level: Literal["off", "minimal", "normal", "verbose"] = "off"
 

@@ -9,10 +9,12 @@ pool times batches of 1, 2, 4, ... up to its cap on a synthetic item and keeps, 
 batches at equal per-item cost also amortise the per-run Python and thread hand-off the timings miss).
 
 Robust on a shared, loaded machine: each candidate size is timed in pairs against the best size so far,
-back to back, and judged on the median of the per-pair ratios, so a load spike slows both sides of a
-pair instead of flipping the verdict. It stops at the first size clearly worse per item than the best
-(past the knee), at a size whose run exceeds `max_run_ms` (its frames would miss their time budget), or
-when the next step would overrun `budget_s`.
+back to back, and judged on the median of the per-pair ratios (confirmed by the medians of all
+samples), so a load spike slows both sides of a pair instead of flipping the verdict; cheap runs get
+more pairs (up to `max_reps` within about `step_s`), since one preemption can multiply a
+sub-millisecond run. It stops at the first size clearly worse per item than the best (past the knee),
+at a size whose run exceeds `max_run_ms` (its frames would miss their time budget), or when the next
+step would overrun `budget_s`.
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ def calibrate(
     *,
     tolerance: float = 0.1,
     reps: int = 3,
+    max_reps: int = 15,
+    step_s: float = 0.05,
     budget_s: float = 1.5,
     max_run_ms: float | None = None,
     clock: Callable[[], float] = time.perf_counter,
@@ -135,19 +139,21 @@ def calibrate(
     warm = timed(1)  # warm-up: first runs allocate and may compile
     # a model slow enough to blow the budget at batch 1 gets fewer samples there, and no sweep
     first_reps = max(1, min(reps, int((budget_s - (clock() - started)) / max(warm, 1e-9))))
+    if warm * max_reps < step_s:
+        first_reps = max_reps
     samples[1] = [timed(1) for _ in range(first_reps)]
     best = chosen = last = 1
     reason: Reason = "cap"
     for b in candidate_sizes(cap)[1:]:
         predicted = median(last) * b / last  # linear: no gain from batching, the worst case that matters
-        step = (1 + reps) * predicted + reps * median(best)
+        step = (1 + reps) * predicted + reps * median(best)  # extra pairs only where they are cheap
         if clock() - started + step > budget_s:
             reason = "budget"
             break
-        timed(b)  # warm-up at this size (the arena grows for it)
+        pairs = max(reps, min(max_reps, int(step_s / max(timed(b) + median(best), 1e-9))))
         ratios: list[float] = []
         samples[b] = []
-        for i in range(reps):
+        for i in range(pairs):
             # alternate which goes first, so neither side always runs on the other's warm caches
             if i % 2 == 0:
                 t_best, t_b = timed(best), timed(b)
@@ -161,7 +167,8 @@ def calibrate(
             reason = "latency"
             break
         ratio = statistics.median(ratios)
-        if ratio > 1 + tolerance:
+        # past the knee only when the pairs and the medians of all samples agree: one alone is noise
+        if ratio > 1 + tolerance and median(b) / b > median(best) / best * (1 + tolerance):
             reason = "knee"
             break
         chosen = b

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -120,7 +121,12 @@ class ResourcePool:
         # improving (calibration.py); a batch whose run takes over max_run_ms is never chosen.
         self.calibrate = calibrate
         self.max_run_ms = max_run_ms
-        self.runs_in_flight = runs_in_flight  # batches run side by side per model (see batcher.py)
+        # Batches of one model run side by side (batcher.py), each on its share of the cores: a conv
+        # model on CPU gains little from batching (each image is already a big GEMM) and one run keeps
+        # its intra-op threads waiting on each other, so two single-threaded runs on two cores do more.
+        self.runs_in_flight = runs_in_flight
+        if intra_op_threads is None and runs_in_flight > 1:
+            intra_op_threads = max(1, (os.cpu_count() or 1) // runs_in_flight)
         self.intra_op_threads = intra_op_threads
         self._providers = providers
         self._builtin_vad = builtin_vad
@@ -134,6 +140,7 @@ class ResourcePool:
             "max_batch": settings.batch_max_size,
             "max_wait_ms": settings.batch_max_wait_ms,
             "calibrate": settings.batch_calibrate,
+            "runs_in_flight": settings.batch_runs_in_flight,
             # a batch must leave room in the analyzer's per-frame budget for the wait before it
             "max_run_ms": settings.analyzer_budget_ms / 2,
         }

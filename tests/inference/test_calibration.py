@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -165,10 +166,15 @@ class TestPoolCalibration:
             fixed = pool.stats("fixed")[0]
         assert fixed["max_batch"] == 1 and fixed["calibration"]["reason"] == "fixed_batch"
 
-    async def test_a_model_loads_with_calibration_from_settings(self, settings: Settings) -> None:
+    async def test_settings_reach_the_pool(self, settings: Settings) -> None:
         pool = ResourcePool.from_settings(settings.model_copy(update={"batch_calibrate": False}))
         assert pool.calibrate is False
         assert pool.max_run_ms == settings.analyzer_budget_ms / 2
+        # two runs in flight by default, the cores split between them
+        assert pool.runs_in_flight == settings.batch_runs_in_flight == 2
+        assert pool.intra_op_threads == max(1, (os.cpu_count() or 1) // 2)
+        one = ResourcePool.from_settings(settings.model_copy(update={"batch_runs_in_flight": 1}))
+        assert (one.runs_in_flight, one.intra_op_threads) == (1, None)  # one run on every core
 
 
 class TestModelsApi:
