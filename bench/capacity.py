@@ -165,6 +165,7 @@ def run_bare(n: int, clip: Path, warmup: float, seconds: float) -> dict[str, Any
         "cpu_ms_per_frame": round(10 * data["cpu_pct"] / max(sum(fps), 1e-9), 2),
         "rss_mb": round(data["rss_mb"], 1),
         "rtsp_server_cpu_pct": rtsp_cpu,
+        "load_avg_1m": round(os.getloadavg()[0], 1),  # others' work on a shared machine skews everything
     }
 
 
@@ -236,7 +237,12 @@ def _measure_argus(
                     raise RuntimeError(f"{r.request.url.path}: {r.status_code} {r.text[:300]}")
             return [r.json() for r in replies]
 
-        _wait(lambda: all(s["state"] == "streaming" for s in statuses()), 60, "all cameras streaming")
+        def all_streaming() -> bool:
+            # a camera can answer 404 for a moment after its 201: the API commits after responding
+            replies = [api.get(f"/api/cameras/{i}/status") for i in ids]
+            return all(r.status_code == 200 and r.json()["state"] == "streaming" for r in replies)
+
+        _wait(all_streaming, 60, "all cameras streaming")
         time.sleep(warmup)
         rtsp_cpu = _cpu_of(rtsp.proc.pid if rtsp.proc else None)
         s0, c0, t0 = statuses(), sum(proc.cpu_times()[:2]), time.monotonic()
@@ -262,6 +268,7 @@ def _measure_argus(
         "cpu_ms_per_frame_in": round(10 * cpu_pct / max(sum(decoded), 1e-9), 2),
         "rss_mb": round(rss / 2**20, 1),
         "rtsp_server_cpu_pct": rtsp_cpu(),
+        "load_avg_1m": round(os.getloadavg()[0], 1),
         "models": models,
     }
 
@@ -316,7 +323,7 @@ def main() -> None:
             f"{argus['fps_analyzed_min']:.2f}), in {argus['fps_in_per_camera']:.1f}/s, drops/s "
             f"{argus['drops_per_s']}, CPU {argus['cpu_pct']:.0f}%, RSS {argus['rss_mb']:.0f} MB | "
             f"bare: {bare['fps_per_camera']:.1f} fps/cam, CPU {bare['cpu_pct']:.0f}% | est. max cameras "
-            f"argus {argus_cap or 0:.0f} vs bare {bare_cap or 0:.0f}",
+            f"argus {argus_cap or 0:.0f} vs bare {bare_cap or 0:.0f} | load {argus['load_avg_1m']}",
             flush=True,
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
