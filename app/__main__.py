@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = Settings()
+    if args.command in {"serve", "demo"}:
+        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+        settings = settings.model_copy(update=overrides)
     if args.command == "migrate":
         from app.migrate import upgrade
 
@@ -39,15 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         from app.demo import prepare_demo
 
         settings = asyncio.run(prepare_demo(settings))
-    return _serve(settings, args.host, args.port)
+    return _serve(settings)
 
 
-def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+def _serve(settings: Settings) -> int:
     import uvicorn
 
     from app.main import create_app
 
-    settings = settings.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v})
     uvicorn.run(
         create_app(settings),
         host=settings.host,

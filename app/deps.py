@@ -23,8 +23,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit before the response is sent, so a client that reads right after a write
+# sees it (a request-scoped yield dependency would commit only after the response went out).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 __all__ = ["ApiKeyDep", "RuntimeDep", "SessionDep", "get_runtime", "get_session"]
-
-

@@ -6,10 +6,15 @@ import asyncio
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
+from tests.conftest import AUTH
 from tests.support.media import write_video
 
 
@@ -168,3 +173,32 @@ class TestAuth:
         key = await _create_key(db_settings, "ops")
         r = await api_client.get("/api/cameras", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200
+
+
+class TestReadAfterWrite:
+    async def test_the_write_is_committed_before_the_response_starts(
+        self, api_app: FastAPI, clip: str
+    ) -> None:
+        """A client reading right after a 201 must see the row: commit first, then respond."""
+        order: list[str] = []
+
+        def committed(_: Session) -> None:
+            order.append("commit")
+
+        async def recording(scope: Any, receive: Any, send: Any) -> None:
+            async def send_and_record(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    order.append("response")
+                await send(message)
+
+            await api_app(scope, receive, send_and_record)
+
+        event.listen(Session, "after_commit", committed)
+        try:
+            transport = httpx.ASGITransport(app=recording)
+            async with httpx.AsyncClient(transport=transport, base_url="http://a", headers=AUTH) as c:
+                r = await c.post("/api/cameras", json={"name": "rw", "url": clip, "enabled": False})
+        finally:
+            event.remove(Session, "after_commit", committed)
+        assert r.status_code == 201
+        assert order.index("commit") < order.index("response"), order
