@@ -46,6 +46,10 @@ class MultiCameraManager:
     async def apply(self, config: CameraConfig) -> None:
         """Start, restart with the new settings, or stop the camera's pipeline to match `config`."""
         async with self._lock:
+            current = self._pipelines.get(config.id)
+            if current is not None and config.enabled and current.can_retune(config):
+                current.retune(config)  # same stream and analyzers: no reconnect
+                return
             old = self._pipelines.pop(config.id, None)
             if old is not None:
                 await old.stop()

@@ -84,6 +84,21 @@ class CameraPipeline:
         self.deps.hub.publish_state(self.config.id, SourceState.STOPPED, {})
         log.info("camera %s (%s) stopped", self.config.id, self.config.name)
 
+    def can_retune(self, config: CameraConfig) -> bool:
+        """Only the sampling changed (rate, drop policy): apply it live instead of restarting."""
+        return (config.url, config.chain()) == (self.config.url, self.config.chain())
+
+    def retune(self, config: CameraConfig) -> None:
+        self.sampler.configure(config.analysis_fps, config.drop_policy, config.drop_every_n)
+        self.config = config
+        log.info(
+            "camera %s (%s) retuned: %.1f fps, %s",
+            config.id,
+            config.name,
+            config.analysis_fps,
+            config.drop_policy,
+        )
+
     async def _analyse(self) -> None:
         async for frame in self.sampler:
             result = await self.runner.run(frame)

@@ -103,6 +103,12 @@ def ensure_ffmpeg_options() -> None:
     os.environ.setdefault(FFMPEG_OPTIONS_ENV, DEFAULT_FFMPEG_OPTIONS)
 
 
+def quiet_opencv() -> None:
+    """OpenCV's FFmpeg backend warns on stderr for every undecodable frame ("retrieveFrame Picture does
+    not contain data") during reconnects; the source reports those itself, in its status and log."""
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def fit_width(image: np.ndarray, max_width: int) -> np.ndarray:
     """Downscale to `max_width` keeping the aspect ratio; never upscales, never copies when it fits."""
     h, w = image.shape[:2]
@@ -154,6 +160,7 @@ class OpenCVSource:
             raise RuntimeError("source already started")
         if self.kind != "file":
             ensure_ffmpeg_options()
+        quiet_opencv()
         self._stop.clear()
         self._set_state(SourceState.CONNECTING)
         self._thread = threading.Thread(target=self._run, name=f"argus.capture:{self.camera_id}", daemon=True)

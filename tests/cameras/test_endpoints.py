@@ -150,6 +150,21 @@ class TestLifecycle:
         assert r.json()["analysis_fps"] == 2
         assert f"argus.capture:{cam['id']}" in capture_threads()
 
+    async def test_patching_the_rate_retunes_without_reconnecting(
+        self, api_client: httpx.AsyncClient, clip: str
+    ) -> None:
+        cam = (await api_client.post("/api/cameras", json={"name": "r", "url": clip})).json()
+        before = [t for t in threading.enumerate() if t.name == f"argus.capture:{cam['id']}"]
+        r = await api_client.patch(
+            f"/api/cameras/{cam['id']}", json={"analysis_fps": 1, "drop_policy": "every_nth"}
+        )
+        assert r.status_code == 200
+        after = [t for t in threading.enumerate() if t.name == f"argus.capture:{cam['id']}"]
+        assert before == after  # the same capture thread: the stream was not reopened
+        r = await api_client.patch(f"/api/cameras/{cam['id']}", json={"vad": {"threshold": 5}})
+        after_chain_change = [t for t in threading.enumerate() if t.name == f"argus.capture:{cam['id']}"]
+        assert after_chain_change != before  # analyzers changed: the pipeline was rebuilt
+
     async def test_list_shows_state(self, api_client: httpx.AsyncClient, clip: str) -> None:
         await api_client.post("/api/cameras", json={"name": "off", "url": clip, "enabled": False})
         cams = (await api_client.get("/api/cameras")).json()
