@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from app.kit.redact import mask_url
-from app.kit.schemas import Schema
+from app.kit.schemas import Schema, stripped_name
 
 SeverityName = Literal["low", "medium", "high", "critical"]
 StatusName = Literal["pending", "retrying", "delivered", "dead"]
@@ -25,15 +25,6 @@ def validate_webhook_url(url: str) -> str:
     return url
 
 
-def _name(v: str | None) -> str | None:
-    if v is None:
-        return None
-    v = v.strip()
-    if not v:
-        raise ValueError("name must not be empty")
-    return v
-
-
 class WebhookFields(BaseModel):
     @field_validator("url", check_fields=False)
     @classmethod
@@ -43,7 +34,7 @@ class WebhookFields(BaseModel):
     @field_validator("name", check_fields=False)
     @classmethod
     def _name(cls, v: str | None) -> str | None:
-        return _name(v)
+        return stripped_name(v)
 
 
 class WebhookCreate(WebhookFields):
@@ -108,7 +99,7 @@ class AlertRuleFields(BaseModel):
     @field_validator("name", check_fields=False)
     @classmethod
     def _name(cls, v: str | None) -> str | None:
-        return _name(v)
+        return stripped_name(v)
 
     @field_validator("camera_ids", "webhook_ids", "event_types", check_fields=False)
     @classmethod

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from app.kit.redact import mask_url
-from app.kit.schemas import Schema
+from app.kit.schemas import Schema, stripped_name
 
 URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
 DropPolicyName = Literal["latest", "every_nth"]
@@ -58,12 +58,7 @@ class CameraBase(BaseModel):
     @field_validator("name", check_fields=False)
     @classmethod
     def _name(cls, v: str | None) -> str | None:
-        if v is None:
-            return None
-        v = v.strip()
-        if not v:
-            raise ValueError("name must not be empty")
-        return v
+        return stripped_name(v)
 
 
 class CameraCreate(CameraBase):
