@@ -152,7 +152,7 @@ class CameraPipeline:
         src = self.source.status()
         drops = dict(src.drops)
         for reason, n in self.runner.drops.items():
-            drops[f"analyzer_{reason}"] = n
+            drops[reason] = drops.get(reason, 0) + n  # timeout | error | dependency
         last = src.last_frame_at
         return CameraStatus(
             camera_id=self.config.id,

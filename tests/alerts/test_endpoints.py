@@ -47,166 +47,166 @@ async def wait_for_status(client: httpx.AsyncClient, status: str, n: int, timeou
 
 class TestWebhooks:
     async def test_crud_never_returns_the_secret(
-        self, app_client: httpx.AsyncClient, receiver: WebhookReceiver
+        self, api_client: httpx.AsyncClient, receiver: WebhookReceiver
     ) -> None:
-        created = await make_webhook(app_client, receiver, timeout_s=3)
+        created = await make_webhook(api_client, receiver, timeout_s=3)
         assert "secret" not in created and created["timeout_s"] == 3 and created["enabled"] is True
-        listed = (await app_client.get("/api/webhooks")).json()
+        listed = (await api_client.get("/api/webhooks")).json()
         assert [w["id"] for w in listed] == [created["id"]]
         assert receiver.secret not in str(listed)
-        patched = await app_client.patch(f"/api/webhooks/{created['id']}", json={"enabled": False})
+        patched = await api_client.patch(f"/api/webhooks/{created['id']}", json={"enabled": False})
         assert patched.json()["enabled"] is False and "secret" not in patched.json()
-        assert (await app_client.delete(f"/api/webhooks/{created['id']}")).status_code == 204
-        assert (await app_client.get(f"/api/webhooks/{created['id']}")).status_code == 404
+        assert (await api_client.delete(f"/api/webhooks/{created['id']}")).status_code == 204
+        assert (await api_client.get(f"/api/webhooks/{created['id']}")).status_code == 404
 
-    async def test_url_must_be_http_or_https(self, app_client: httpx.AsyncClient) -> None:
-        r = await app_client.post(
+    async def test_url_must_be_http_or_https(self, api_client: httpx.AsyncClient) -> None:
+        r = await api_client.post(
             "/api/webhooks", json={"name": "x", "url": "ftp://h/x", "secret": "12345678"}
         )
         assert r.status_code == 422
         assert r.json()["detail"][0]["loc"][-1] == "url"
 
-    async def test_url_credentials_are_masked(self, app_client: httpx.AsyncClient) -> None:
-        r = await app_client.post(
+    async def test_url_credentials_are_masked(self, api_client: httpx.AsyncClient) -> None:
+        r = await api_client.post(
             "/api/webhooks", json={"name": "x", "url": "https://bot:tok3n@h.example/x", "secret": "12345678"}
         )
         assert r.json()["url"] == "https://bot:****@h.example/x"
 
     async def test_duplicate_name_is_409(
-        self, app_client: httpx.AsyncClient, receiver: WebhookReceiver
+        self, api_client: httpx.AsyncClient, receiver: WebhookReceiver
     ) -> None:
-        await make_webhook(app_client, receiver)
-        r = await app_client.post(
+        await make_webhook(api_client, receiver)
+        r = await api_client.post(
             "/api/webhooks", json={"name": "pager", "url": receiver.url, "secret": "12345678"}
         )
         assert r.status_code == 409 and r.json()["field"] == "name"
 
     async def test_test_endpoint_sends_a_signed_payload_and_returns_the_status(
-        self, app_client: httpx.AsyncClient, receiver: WebhookReceiver
+        self, api_client: httpx.AsyncClient, receiver: WebhookReceiver
     ) -> None:
-        hook = await make_webhook(app_client, receiver)
+        hook = await make_webhook(api_client, receiver)
         receiver.script(Answer(418, body="teapot"))
-        r = await app_client.post(f"/api/webhooks/{hook['id']}/test")
+        r = await api_client.post(f"/api/webhooks/{hook['id']}/test")
         assert r.status_code == 200
         assert r.json()["status_code"] == 418 and r.json()["ok"] is False
-        r = await app_client.post(f"/api/webhooks/{hook['id']}/test")
+        r = await api_client.post(f"/api/webhooks/{hook['id']}/test")
         assert r.json()["status_code"] == 200 and r.json()["ok"] is True
         assert [p.json["type"] for p in receiver.received] == ["test", "test"]
         assert receiver.all_signed()
 
     async def test_test_endpoint_reports_an_unreachable_receiver(
-        self, app_client: httpx.AsyncClient, receiver: WebhookReceiver
+        self, api_client: httpx.AsyncClient, receiver: WebhookReceiver
     ) -> None:
-        hook = await make_webhook(app_client, receiver)
+        hook = await make_webhook(api_client, receiver)
         receiver.stop()
-        body = (await app_client.post(f"/api/webhooks/{hook['id']}/test")).json()
+        body = (await api_client.post(f"/api/webhooks/{hook['id']}/test")).json()
         assert body["ok"] is False and body["status_code"] is None and "ConnectError" in body["error"]
 
     async def test_webhook_used_by_a_rule_cannot_be_deleted(
-        self, app_client: httpx.AsyncClient, receiver: WebhookReceiver
+        self, api_client: httpx.AsyncClient, receiver: WebhookReceiver
     ) -> None:
-        hook = await make_webhook(app_client, receiver)
-        await app_client.post("/api/alert-rules", json={"name": "r", "webhook_ids": [hook["id"]]})
-        assert (await app_client.delete(f"/api/webhooks/{hook['id']}")).status_code == 409
+        hook = await make_webhook(api_client, receiver)
+        await api_client.post("/api/alert-rules", json={"name": "r", "webhook_ids": [hook["id"]]})
+        assert (await api_client.delete(f"/api/webhooks/{hook['id']}")).status_code == 409
 
 
 class TestRules:
-    async def test_crud_with_defaults(self, app_client: httpx.AsyncClient, receiver: WebhookReceiver) -> None:
-        hook = await make_webhook(app_client, receiver)
-        r = await app_client.post("/api/alert-rules", json={"name": "all high", "webhook_ids": [hook["id"]]})
+    async def test_crud_with_defaults(self, api_client: httpx.AsyncClient, receiver: WebhookReceiver) -> None:
+        hook = await make_webhook(api_client, receiver)
+        r = await api_client.post("/api/alert-rules", json={"name": "all high", "webhook_ids": [hook["id"]]})
         assert r.status_code == 201, r.text
         rule = r.json()
         assert rule["dedup_window_s"] == 15 and rule["min_severity"] == "high"
         assert rule["camera_ids"] == [] and rule["event_types"] == []
-        r = await app_client.patch(f"/api/alert-rules/{rule['id']}", json={"min_severity": "critical"})
+        r = await api_client.patch(f"/api/alert-rules/{rule['id']}", json={"min_severity": "critical"})
         assert r.json()["min_severity"] == "critical"
-        assert len((await app_client.get("/api/alert-rules")).json()) == 1
-        assert (await app_client.delete(f"/api/alert-rules/{rule['id']}")).status_code == 204
-        assert (await app_client.get(f"/api/alert-rules/{rule['id']}")).status_code == 404
+        assert len((await api_client.get("/api/alert-rules")).json()) == 1
+        assert (await api_client.delete(f"/api/alert-rules/{rule['id']}")).status_code == 204
+        assert (await api_client.get(f"/api/alert-rules/{rule['id']}")).status_code == 404
 
-    async def test_unknown_webhook_is_422_naming_webhook_ids(self, app_client: httpx.AsyncClient) -> None:
-        r = await app_client.post("/api/alert-rules", json={"name": "r", "webhook_ids": [42]})
+    async def test_unknown_webhook_is_422_naming_webhook_ids(self, api_client: httpx.AsyncClient) -> None:
+        r = await api_client.post("/api/alert-rules", json={"name": "r", "webhook_ids": [42]})
         assert r.status_code == 422
         assert r.json()["field"] == "webhook_ids" and "42" in r.json()["detail"]
 
     async def test_unknown_camera_and_bad_severity_are_422(
-        self, app_client: httpx.AsyncClient, receiver: WebhookReceiver
+        self, api_client: httpx.AsyncClient, receiver: WebhookReceiver
     ) -> None:
-        hook = await make_webhook(app_client, receiver)
-        r = await app_client.post(
+        hook = await make_webhook(api_client, receiver)
+        r = await api_client.post(
             "/api/alert-rules", json={"name": "r", "webhook_ids": [hook["id"]], "camera_ids": [9]}
         )
         assert r.status_code == 422 and r.json()["field"] == "camera_ids"
-        r = await app_client.post(
+        r = await api_client.post(
             "/api/alert-rules", json={"name": "r", "webhook_ids": [hook["id"]], "min_severity": "urgent"}
         )
         assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "min_severity"
 
-    async def test_auth_is_required(self, app_client: httpx.AsyncClient) -> None:
+    async def test_auth_is_required(self, api_client: httpx.AsyncClient) -> None:
         for path in ("/api/webhooks", "/api/alert-rules", "/api/alerts"):
-            r = await app_client.get(path, headers={"Authorization": "Bearer wrong"})
+            r = await api_client.get(path, headers={"Authorization": "Bearer wrong"})
             assert r.status_code == 401
 
 
 class TestAlerts:
     async def test_rule_made_through_the_api_alerts_the_receiver(
-        self, app_client: httpx.AsyncClient, receiver: WebhookReceiver
+        self, api_client: httpx.AsyncClient, receiver: WebhookReceiver
     ) -> None:
-        hook = await make_webhook(app_client, receiver)
-        await app_client.post("/api/alert-rules", json={"name": "r", "webhook_ids": [hook["id"]]})
+        hook = await make_webhook(api_client, receiver)
+        await api_client.post("/api/alert-rules", json={"name": "r", "webhook_ids": [hook["id"]]})
         e = event(camera_id=None, severity="critical")
-        await publish(app_client, e)
-        (item,) = await wait_for_status(app_client, "delivered", 1)
+        await publish(api_client, e)
+        (item,) = await wait_for_status(api_client, "delivered", 1)
         assert item["event_id"] == e.id and item["attempts"] == 1 and item["webhook_id"] == hook["id"]
         assert receiver.delivered[0].key == item["id"]
 
     async def test_filters_and_cursor_pages(
-        self, app_client: httpx.AsyncClient, receiver: WebhookReceiver
+        self, api_client: httpx.AsyncClient, receiver: WebhookReceiver
     ) -> None:
-        hook = await make_webhook(app_client, receiver)
-        await app_client.post(
+        hook = await make_webhook(api_client, receiver)
+        await api_client.post(
             "/api/alert-rules", json={"name": "r", "webhook_ids": [hook["id"]], "min_severity": "low"}
         )
-        await publish(app_client, *[event(camera_id=None, type_=f"t{i}", severity="low") for i in range(5)])
+        await publish(api_client, *[event(camera_id=None, type_=f"t{i}", severity="low") for i in range(5)])
         seen: list[str] = []
         cursor = None
         while True:
             params: dict[str, Any] = {"limit": 2, "webhook_id": hook["id"], "status": "pending"}
             if cursor:
                 params["cursor"] = cursor
-            page = (await app_client.get("/api/alerts", params=params)).json()
+            page = (await api_client.get("/api/alerts", params=params)).json()
             seen += [a["id"] for a in page["items"]]
             cursor = page["next_cursor"]
             if not cursor:
                 break
         assert len(seen) == len(set(seen)) == 5
-        assert (await app_client.get("/api/alerts", params={"status": "delivered"})).json()["items"] == []
-        assert (await app_client.get("/api/alerts", params={"camera_id": 3})).json()["items"] == []
+        assert (await api_client.get("/api/alerts", params={"status": "delivered"})).json()["items"] == []
+        assert (await api_client.get("/api/alerts", params={"camera_id": 3})).json()["items"] == []
         future = "2099-01-01T00:00:00Z"
-        assert (await app_client.get("/api/alerts", params={"since": future})).json()["items"] == []
-        r = await app_client.get("/api/alerts", params={"cursor": "garbage"})
+        assert (await api_client.get("/api/alerts", params={"since": future})).json()["items"] == []
+        r = await api_client.get("/api/alerts", params={"cursor": "garbage"})
         assert r.status_code == 422 and r.json()["field"] == "cursor"
 
     async def test_retry_a_dead_alert_and_409_otherwise(
-        self, app_client: httpx.AsyncClient, receiver: WebhookReceiver
+        self, api_client: httpx.AsyncClient, receiver: WebhookReceiver
     ) -> None:
-        hook = await make_webhook(app_client, receiver)
-        await app_client.post("/api/alert-rules", json={"name": "r", "webhook_ids": [hook["id"]]})
+        hook = await make_webhook(api_client, receiver)
+        await api_client.post("/api/alert-rules", json={"name": "r", "webhook_ids": [hook["id"]]})
         receiver.script(Answer(410, body="gone"))
-        await publish(app_client, event(camera_id=None))
-        (dead,) = await wait_for_status(app_client, "dead", 1)
+        await publish(api_client, event(camera_id=None))
+        (dead,) = await wait_for_status(api_client, "dead", 1)
         assert dead["last_error"] == "HTTP 410: gone"
-        r = await app_client.post(f"/api/alerts/{dead['id']}/retry")
+        r = await api_client.post(f"/api/alerts/{dead['id']}/retry")
         assert r.status_code == 200 and r.json()["status"] in {"pending", "delivered"}
-        (done,) = await wait_for_status(app_client, "delivered", 1)
+        (done,) = await wait_for_status(api_client, "delivered", 1)
         assert done["id"] == dead["id"] and done["attempts"] == 2
-        r = await app_client.post(f"/api/alerts/{dead['id']}/retry")
+        r = await api_client.post(f"/api/alerts/{dead['id']}/retry")
         assert r.status_code == 409
-        assert (await app_client.post("/api/alerts/nope/retry")).status_code == 404
+        assert (await api_client.post("/api/alerts/nope/retry")).status_code == 404
         assert [p.key for p in receiver.received] == [dead["id"], dead["id"]]
 
-    async def test_openapi_documents_the_routes(self, app_client: httpx.AsyncClient) -> None:
-        spec = (await app_client.get("/openapi.json")).json()
+    async def test_openapi_documents_the_routes(self, api_client: httpx.AsyncClient) -> None:
+        spec = (await api_client.get("/openapi.json")).json()
         for path in (
             "/api/webhooks",
             "/api/webhooks/{webhook_id}/test",
