@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.live.protocol import unpack_frame
+from tests.support import media
 
 
 class Viewer:
@@ -126,9 +126,5 @@ def moving_frames(width: int, height: int, count: int = 24, noise: bool = False)
 
 
 def write_video(path: Path, width: int = 320, height: int = 180, fps: int = 15, seconds: int = 10) -> Path:
-    """A short MJPEG clip of a moving square: a real file camera (sources loop files at native FPS)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-    for image in moving_frames(width, height, count=fps * seconds):
-        writer.write(image)
-    writer.release()
-    return path
+    """A short clip with motion all the way through: a real file camera (files loop at native FPS)."""
+    return media.write_video(path, seconds, fps, (width, height), motion=(0.0, float(seconds)))
