@@ -12,6 +12,7 @@ from app.cameras.config import CameraConfig
 from app.cameras.pipeline import CameraPipeline, PipelineDeps
 from app.cameras.repository import CameraRepository
 from app.cameras.schemas import CameraStatus
+from app.kit.redact import mask_text
 
 log = logging.getLogger("argus.cameras")
 
@@ -21,6 +22,7 @@ class MultiCameraManager:
         self._deps = deps
         self._pipelines: dict[int, CameraPipeline] = {}
         self._lock = asyncio.Lock()  # one start/stop at a time per manager: no double pipelines
+        self._failures: dict[int, str] = {}  # camera id -> why its pipeline is not running
 
     async def __aenter__(self) -> Self:
         return self
@@ -33,10 +35,7 @@ class MultiCameraManager:
             rows = await CameraRepository(session).list_enabled()
             configs = [CameraConfig.from_row(r) for r in rows]
         for config in configs:
-            try:
-                await self.apply(config)
-            except Exception:
-                log.exception("camera %s (%s) could not start", config.id, config.name)
+            await self.apply(config)
         log.info("started %d camera pipeline(s)", len(self._pipelines))
 
     def validate_chain(self, specs: list[dict[str, Any]]) -> None:
@@ -53,18 +52,26 @@ class MultiCameraManager:
             old = self._pipelines.pop(config.id, None)
             if old is not None:
                 await old.stop()
-            if config.enabled:
+            self._failures.pop(config.id, None)
+            if not config.enabled:
+                self._deps.hub.publish_state(config.id, "stopped", {})
+                return
+            try:
                 pipeline = CameraPipeline(config, self._deps)
                 await pipeline.start()
-                self._pipelines[config.id] = pipeline
-            else:
-                self._deps.hub.publish_state(config.id, "stopped", {})
+            except Exception as exc:  # e.g. its file vanished or a model was removed since validation
+                log.exception("camera %s (%s) could not start", config.id, config.name)
+                self._failures[config.id] = mask_text(f"pipeline failed to start: {exc}")
+                self._deps.hub.publish_state(config.id, "stopped", {"error": self._failures[config.id]})
+                return
+            self._pipelines[config.id] = pipeline
 
     async def remove(self, camera_id: int) -> None:
         async with self._lock:
             pipeline = self._pipelines.pop(camera_id, None)
             if pipeline is not None:
                 await pipeline.stop()
+            self._failures.pop(camera_id, None)
         self._deps.hub.forget(camera_id)
 
     async def stop_all(self) -> None:
@@ -81,7 +88,13 @@ class MultiCameraManager:
     def status(self, camera_id: int) -> CameraStatus:
         pipeline = self._pipelines.get(camera_id)
         if pipeline is None:
-            return CameraStatus(camera_id=camera_id, state="stopped", fps_in=0.0, fps_analyzed=0.0)
+            return CameraStatus(
+                camera_id=camera_id,
+                state="stopped",
+                fps_in=0.0,
+                fps_analyzed=0.0,
+                last_error=self._failures.get(camera_id),
+            )
         return pipeline.status()
 
     def summary(self) -> dict[str, Any]:

@@ -62,8 +62,12 @@ class CameraPipeline:
             tracer=deps.tracer,
         )
         self.episodes = EpisodeTracker(config.id, deps.bus, self._save_snapshot)
-        self.source = OpenCVSource(config.id, config.url, deps.settings, on_state=self._on_state)
-        self.sampler = Sampler(self.source, config.analysis_fps, config.drop_policy, config.drop_every_n)
+        try:
+            self.source = OpenCVSource(config.id, config.url, deps.settings, on_state=self._on_state)
+            self.sampler = Sampler(self.source, config.analysis_fps, config.drop_policy, config.drop_every_n)
+        except Exception:
+            self.runner.finish()  # analyzers release the models they attached
+            raise
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()

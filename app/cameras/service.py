@@ -43,6 +43,7 @@ class CameraService:
         self.runtime.validate_chain(CameraConfig.from_row(camera).chain())
         await self._check_name(camera.name)
         await self._flush(camera)
+        await self._commit()
         await self.runtime.apply(CameraConfig.from_row(camera))
         return camera
 
@@ -57,13 +58,20 @@ class CameraService:
             setattr(camera, key, value)
         self.runtime.validate_chain(CameraConfig.from_row(camera).chain())
         await self._flush(camera)
+        await self._commit()
         await self.runtime.apply(CameraConfig.from_row(camera))
         return camera
 
     async def delete(self, camera_id: int) -> None:
         camera = await self.get(camera_id)
         await self.repo.delete(camera)
+        await self._commit()
         await self.runtime.remove(camera_id)
+
+    async def _commit(self) -> None:
+        """The runtime follows the database, never the reverse: commit before a pipeline starts or stops,
+        so a failed commit never leaves a pipeline running for a row that was rolled back."""
+        await self.repo.session.commit()
 
     async def _check_name(self, name: str) -> None:
         if await self.repo.get_by_name(name) is not None:

@@ -57,6 +57,8 @@ class EpisodeTracker:
             score=finding.score,
             data=dict(finding.data),
         )
+        # Known before the snapshot await: a camera stopped meanwhile still closes (and so stores) it.
+        self.open_events[finding.key] = event
         if image is not None:
             event = event.evolve(snapshot_path=await self.save_snapshot(event.id, self.camera_id, image))
         self.open_events[finding.key] = self.bus.publish(event)

@@ -174,6 +174,9 @@ class LiveHub:
             }
         )
         self._states[camera_id] = text
+        if state == "stopped":  # its last frame is history now: never serve it as live or as a snapshot
+            self._latest.pop(camera_id, None)
+            self._encoded.pop(camera_id, None)
         for client in self._watchers.get(camera_id, {}):
             client.put_text(text)
 
@@ -235,7 +238,7 @@ class LiveHub:
         for client in self._watchers.pop(camera_id, {}):
             client.subs.pop(camera_id, None)
         self._stop_ticker(camera_id)
-        for table in (self._latest, self._encoded, self._states):
+        for table in (self._latest, self._encoded, self._states, self._encodes, self._encode_rates):
             table.pop(camera_id, None)
 
     def knows(self, camera_id: int) -> bool:

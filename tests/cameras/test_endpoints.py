@@ -165,6 +165,34 @@ class TestLifecycle:
         after_chain_change = [t for t in threading.enumerate() if t.name == f"argus.capture:{cam['id']}"]
         assert after_chain_change != before  # analyzers changed: the pipeline was rebuilt
 
+    async def test_a_pipeline_that_cannot_start_is_reported_and_releases_its_models(
+        self, api_client: httpx.AsyncClient, tmp_path: Path
+    ) -> None:
+        clip = write_video(tmp_path / "gone.avi", seconds=1)
+        cam = (
+            await api_client.post("/api/cameras", json={"name": "g", "url": str(clip), "enabled": False})
+        ).json()
+        clip.unlink()  # the file vanishes after the URL was validated
+        r = await api_client.patch(f"/api/cameras/{cam['id']}", json={"enabled": True})
+        assert r.status_code == 200
+        assert r.json()["state"] == "stopped"
+        status = (await api_client.get(f"/api/cameras/{cam['id']}/status")).json()
+        assert "failed to start" in status["last_error"]
+        models = (await api_client.get("/api/models")).json()
+        assert all(cam["id"] not in m["cameras"] for m in models)
+
+    async def test_a_disabled_camera_serves_no_stale_snapshot(
+        self, api_client: httpx.AsyncClient, clip: str
+    ) -> None:
+        cam = (await api_client.post("/api/cameras", json={"name": "s", "url": clip})).json()
+
+        async def has_snapshot() -> bool:
+            return (await api_client.get(f"/api/cameras/{cam['id']}/snapshot.jpg")).status_code == 200
+
+        await wait_for(has_snapshot)
+        await api_client.patch(f"/api/cameras/{cam['id']}", json={"enabled": False})
+        assert (await api_client.get(f"/api/cameras/{cam['id']}/snapshot.jpg")).status_code == 404
+
     async def test_list_shows_state(self, api_client: httpx.AsyncClient, clip: str) -> None:
         await api_client.post("/api/cameras", json={"name": "off", "url": clip, "enabled": False})
         cams = (await api_client.get("/api/cameras")).json()
