@@ -12,6 +12,8 @@ from app.models.base import Base, TimestampMixin
 
 class Camera(TimestampMixin, Base):
     __tablename__ = "cameras"
+    # SQLite would otherwise hand a deleted row's id to the next insert (see migration 0003)
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True, nullable=False)
