@@ -44,6 +44,10 @@ LOGGER_SPILLED = Counter("argus_event_logger_spilled", "Events spilled to file",
 
 ALERTS = Counter("argus_alerts", "Alerts created", ["priority"], registry=REGISTRY)
 ALERTS_SUPPRESSED = Counter("argus_alerts_suppressed", "Alerts suppressed by dedup", registry=REGISTRY)
+ALERTS_DROPPED = Counter(
+    "argus_alerts_dropped", "Alert rows or events the engine could not write (logged)", ["reason"],
+    registry=REGISTRY,
+)
 DELIVERIES = Counter("argus_webhook_deliveries", "Webhook delivery attempts", ["outcome"], registry=REGISTRY)
 
 LIVE_ENCODES = Counter("argus_live_encodes", "JPEG encodes for live view", ["camera"], registry=REGISTRY)

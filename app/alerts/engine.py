@@ -3,19 +3,30 @@
 rules -> (rule, event) seen before? -> dedup -> one row per webhook, committed, then the dispatcher is
 woken. Events are taken from the engine's own queue in small batches (one transaction per batch), so
 an idle engine writes one event at once and a storm costs one commit per batch, not per event.
+
+Nothing accepted is dropped silently. A database that is unavailable (`is_transient`) is retried with
+backoff, reads and writes alike, until it answers; a batch leaves the queue only once it is handled.
+Rows the database rejects for their content are never retried blindly: rows whose webhook was deleted
+meanwhile are dropped (logged, counted), any other rejected row goes to `alerts-rejected-*.jsonl` under
+the spill folder. Events still unhandled at shutdown go to `alert-pending-*.jsonl`, replayed at start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
+import json
 import logging
+import os
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Self
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,16 +36,18 @@ from app.alerts.digest import next_boundary
 from app.alerts.outbox import OutboxRepository, write_lock
 from app.alerts.rules import RuleSpec, is_immediate, matches
 from app.config import Settings
+from app.events.logger import is_transient
 from app.events.types import NewEvent, Phase
 from app.kit.backoff import Backoff
 from app.kit.redact import mask_url
 from app.kit.tasks import cancel_and_wait, spawn
-from app.metrics import ALERTS, ALERTS_SUPPRESSED
+from app.metrics import ALERTS, ALERTS_DROPPED, ALERTS_SUPPRESSED
 from app.models import AlertPriority, AlertRule, AlertStatus, Webhook, utcnow
 
 log = logging.getLogger("argus.alerts")
 MAX_BATCH = 256
 SEEN_MAX = 50_000
+T = TypeVar("T")
 
 
 @dataclass
@@ -60,6 +73,9 @@ class AlertEngine:
         on_alert: Callable[[], None] | None = None,
         queue_size: int = 10_000,
         drain_upstream: Callable[[], Awaitable[None]] | None = None,
+        spill_dir: Path | None = None,
+        retry_initial_s: float = 0.5,
+        stop_timeout_s: float = 10.0,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._digest_interval_s = digest_interval_s
@@ -77,8 +93,19 @@ class AlertEngine:
         self._enabled_webhooks: set[int] = set()
         self._rules_loaded_at: float | None = None
         self._task: asyncio.Task[Any] | None = None
+        self._spill_dir = spill_dir  # None: rejected rows are only logged (in full)
+        self._retry_initial_s = retry_initial_s
+        self._stop_timeout_s = stop_timeout_s
+        self._inflight: list[NewEvent] = []  # the batch being handled: spilled if stopped mid-way
+        self._replayed = asyncio.Event()
+        self._seq = itertools.count()
         self.created = 0
         self.suppressed = 0
+        self.retries = 0  # transient database errors retried
+        self.dropped = 0  # rows whose webhook was deleted before they were written
+        self.rejected = 0  # rows and events written to a rejected file instead of the outbox
+        self.spilled = 0  # events left at shutdown, kept for the next start
+        self.replayed = 0
 
     @classmethod
     def from_settings(
@@ -89,6 +116,7 @@ class AlertEngine:
             digest_interval_s=settings.digest_interval_s,
             dead_after_s=settings.webhook_dead_after_s,
             public_url=settings.public_url,
+            spill_dir=settings.data_dir / "spill",
             **kw,
         )
 
@@ -104,11 +132,29 @@ class AlertEngine:
             except Exception:
                 log.exception("draining the bus before stopping the alert engine failed")
         try:
-            await asyncio.wait_for(self._queue.join(), 10.0)
+            await asyncio.wait_for(self._queue.join(), self._stop_timeout_s)
         except TimeoutError:
-            log.error("alert engine stopped with %d events not considered", self._queue.qsize())
+            log.error("alert engine did not drain in time (database unavailable?); spilling what it holds")
         await cancel_and_wait(self._task)
-        log.info("alert engine stopped")
+        left = self._inflight
+        while not self._queue.empty():
+            left.append(self._queue.get_nowait())
+            self._queue.task_done()
+        if left:
+            self._spill_pending(left)
+        log.info("alert engine stopped: %s", self.stats())
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "queued": self._queue.qsize(),
+            "created": self.created,
+            "suppressed": self.suppressed,
+            "retries": self.retries,
+            "dropped": self.dropped,
+            "rejected": self.rejected,
+            "spilled": self.spilled,
+            "replayed": self.replayed,
+        }
 
     async def consider(self, event: NewEvent) -> None:
         """Bus handler. Waits when the engine's queue is full, so back-pressure lands on the bus queue."""
@@ -116,40 +162,77 @@ class AlertEngine:
 
     async def idle(self, timeout: float = 10.0) -> None:
         """Every event handed in so far is decided and committed (tests, shutdown)."""
-        await asyncio.wait_for(self._queue.join(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._replayed.wait()
+            await self._queue.join()
 
     def invalidate(self) -> None:
         """Rules or webhooks changed through the API: reload before the next event."""
         self._rules_loaded_at = None
 
     async def _run(self) -> None:
+        try:
+            await self._replay()
+        finally:
+            self._replayed.set()
         while True:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            self._inflight = batch
             try:
-                await self._handle(batch)
-            except Exception:
-                log.exception("alert engine failed on a batch of %d events", len(batch))
+                await self._handle_or_reject(batch)
+                self._inflight = []  # not when cancelled: __aexit__ spills it
             finally:
                 for _ in batch:
                     self._queue.task_done()
 
+    async def _handle_or_reject(self, batch: list[NewEvent]) -> None:
+        """Transient errors are retried inside; whatever still fails keeps the events in a file."""
+        try:
+            await self._handle(batch)
+        except Exception as exc:
+            log.exception("alert engine failed on a batch of %d events", len(batch))
+            self._reject("alert-events-rejected", [{**e.to_json(), "error": _err(exc)} for e in batch])
+            ALERTS_DROPPED.labels(reason="event_rejected").inc(len(batch))
+
+    async def _retrying(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
+        """`op()` until it succeeds or fails for a reason other than the database being unavailable."""
+        backoff = Backoff(initial=self._retry_initial_s, cap=10.0, jitter=0.2)
+        while True:
+            try:
+                return await op()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                delay = backoff.next_delay()
+                self.retries += 1
+                log.error("alert engine: %s failed (%s); retrying in %.1fs", what, _err(exc), delay)
+                await asyncio.sleep(delay)
+
     async def _handle(self, batch: list[NewEvent]) -> None:
-        async with self._sessionmaker() as session:
-            await self._refresh_rules(session)
-            if not self._rules:
-                return
-            repo = OutboxRepository(session)
-            later = [e.id for e in batch if e.phase is not Phase.open]
-            for rule_id, event_id in await repo.alerted_pairs(later):
-                self._remember(rule_id, event_id)
-            cameras = await repo.cameras(e.camera_id for e in batch if e.camera_id is not None)
+        # Reads are retried before planning: planning marks events seen and opens dedup windows, so a
+        # batch must be planned once, then its plan written (retried) as it is.
+        cameras = await self._retrying("reading rules", lambda: self._read(batch))
+        if cameras is None:
+            return
         plan = self._plan(batch, cameras)
         if plan.rows or plan.suppressed:
             await self._write(plan)
         if plan.rows and self.on_alert is not None:
             self.on_alert()
+
+    async def _read(self, batch: list[NewEvent]) -> dict[int, tuple[str, str]] | None:
+        """Rules (cached), alerted pairs and cameras of the batch; None when there are no rules."""
+        async with self._sessionmaker() as session:
+            await self._refresh_rules(session)
+            if not self._rules:
+                return None
+            repo = OutboxRepository(session)
+            later = [e.id for e in batch if e.phase is not Phase.open]
+            for rule_id, event_id in await repo.alerted_pairs(later):
+                self._remember(rule_id, event_id)
+            return await repo.cameras(e.camera_id for e in batch if e.camera_id is not None)
 
     async def _refresh_rules(self, session: AsyncSession) -> None:
         now = self._clock()
@@ -253,23 +336,134 @@ class AlertEngine:
         }
 
     async def _write(self, plan: Plan) -> None:
-        """Commit the plan; a database that is down is retried, never skipped (alerts are not lost)."""
-        backoff = Backoff(initial=0.5, cap=10.0, jitter=0.2)
-        while True:
+        """Commit the plan. A database that is down is retried, never skipped (alerts are not lost);
+        a plan it rejects is written again without the rows whose webhook is gone, row by row, and the
+        rows still rejected go to a file: one bad row never wedges the engine."""
+        try:
+            await self._retrying("outbox write", lambda: self._commit(plan.rows, plan.suppressed))
+            return
+        except Exception as exc:
+            log.error(
+                "alert outbox write of %d rows rejected (%s); writing row by row", len(plan.rows), _err(exc)
+            )
+        rows = await self._without_deleted_webhooks(plan.rows)
+        if plan.suppressed:
             try:
-                async with write_lock(self._sessionmaker), self._sessionmaker.begin() as session:
-                    repo = OutboxRepository(session)
-                    if plan.rows:
-                        await repo.add_many(plan.rows)
-                    if plan.suppressed:
-                        await repo.add_suppressed(plan.suppressed)
-                return
-            except Exception:
-                delay = backoff.next_delay()
-                log.exception("alert outbox write failed (%d rows); retrying in %.1fs", len(plan.rows), delay)
-                await asyncio.sleep(delay)
+                await self._retrying("suppressed counts", lambda: self._commit([], plan.suppressed))
+            except Exception:  # counts only: the alerts themselves are already in the outbox
+                log.exception("suppressed counts not written: %s", plan.suppressed)
+        bad: list[dict[str, Any]] = []
+        for row in rows:
+            try:
+                await self._retrying("outbox write", functools.partial(self._commit, [row], {}))
+            except Exception as exc:
+                bad.append({**row, "error": _err(exc)})
+        if bad:
+            self._reject("alerts-rejected", bad)
+            ALERTS_DROPPED.labels(reason="rejected").inc(len(bad))
+        written = {r["id"] for r in rows} - {r["id"] for r in bad}
+        self._forget({r["id"] for r in plan.rows} - written)
+
+    def _forget(self, alert_ids: set[str]) -> None:
+        """A dedup window whose alerts were never written must not swallow the next hits."""
+        windows = self.dedup._windows  # a Deduplicator.forget() would be the tidier home for this
+        for key, window in list(windows.items()):
+            kept = [a for a in window.alert_ids if a not in alert_ids]
+            if len(kept) < len(window.alert_ids):
+                window.alert_ids = kept
+                if not kept:
+                    del windows[key]
+
+    async def _commit(self, rows: list[dict[str, Any]], suppressed: dict[str, int]) -> None:
+        async with write_lock(self._sessionmaker), self._sessionmaker.begin() as session:
+            repo = OutboxRepository(session)
+            if rows:
+                await repo.add_many(rows)
+            if suppressed:
+                await repo.add_suppressed(suppressed)
+
+    async def _without_deleted_webhooks(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Drop (log, count) rows whose webhook was deleted after the rules were cached; rules are
+        reloaded before the next batch. A deleted rule needs nothing: `rule_id` outlives its rule."""
+
+        async def existing() -> set[int]:
+            async with self._sessionmaker() as session:
+                ids = {r["webhook_id"] for r in rows}
+                return set((await session.execute(select(Webhook.id).where(Webhook.id.in_(ids)))).scalars())
+
+        if not rows:
+            return rows
+        alive = await self._retrying("reading webhooks", existing)
+        gone = [r for r in rows if r["webhook_id"] not in alive]
+        if gone:
+            self.invalidate()
+            self.dropped += len(gone)
+            ALERTS_DROPPED.labels(reason="webhook_deleted").inc(len(gone))
+            for r in gone:
+                log.error(
+                    "alert %s dropped: webhook %s was deleted (rule %s, event %s, camera %s, %s)",
+                    r["id"], r["webhook_id"], r["rule_id"], r["event_id"], r["camera_id"], r["event_type"],
+                )  # fmt: skip
+        return [r for r in rows if r["webhook_id"] in alive]
+
+    # -- files under the spill folder ------------------------------------------------------------------
+
+    def _reject(self, prefix: str, records: list[dict[str, Any]]) -> None:
+        """Keep what the database refused in a file for a human; never retried blindly."""
+        self.rejected += len(records)
+        path = self._write_file(prefix, records)
+        log.error("%d %s kept in %s", len(records), prefix.replace("-", " "), path or "the log only")
+
+    def _spill_pending(self, events: list[NewEvent]) -> None:
+        path = self._write_file("alert-pending", [e.to_json() for e in events])
+        if path is not None:
+            self.spilled += len(events)
+            log.error(
+                "%d events not yet considered for alerts kept in %s for the next start", len(events), path
+            )
+        else:
+            ALERTS_DROPPED.labels(reason="stopped").inc(len(events))
+
+    def _write_file(self, prefix: str, records: list[dict[str, Any]]) -> Path | None:
+        """Write records as JSONL (atomic rename); on no folder or a failed write, log them in full."""
+        lines = [json.dumps(r, default=str) for r in records]
+        if self._spill_dir is not None:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            path = self._spill_dir / f"{prefix}-{stamp}-{os.getpid()}-{next(self._seq):06d}.jsonl"
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+                tmp.replace(path)
+                return path
+            except OSError:
+                log.exception("could not write %s", path)
+        for line in lines:
+            log.error("%s: %s", prefix, line)
+        return None
+
+    async def _replay(self) -> None:
+        """Events left unhandled by the last stop, oldest file first; a file goes once handled."""
+        if self._spill_dir is None or not self._spill_dir.is_dir():
+            return
+        for path in sorted(self._spill_dir.glob("alert-pending-*.jsonl")):
+            try:
+                text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+                events = [NewEvent.from_json(json.loads(line)) for line in text.splitlines() if line.strip()]
+            except (OSError, ValueError, KeyError):
+                log.exception("unreadable alert spill file %s left in place", path)
+                continue
+            for i in range(0, len(events), MAX_BATCH):
+                await self._handle_or_reject(events[i : i + MAX_BATCH])
+            path.unlink()
+            self.replayed += len(events)
+            log.info("replayed %d events from %s", len(events), path)
 
     def _remember(self, rule_id: int, event_id: str) -> None:
         self._seen[(rule_id, event_id)] = None
         if len(self._seen) > SEEN_MAX:
             self._seen.popitem(last=False)
+
+
+def _err(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
