@@ -29,8 +29,9 @@ async def health(rt: RuntimeDep) -> dict[str, Any]:
     pool = rt.parts.get("pool")
     if pool is not None:
         body["models"] = pool.summary()
-    event_logger = rt.parts.get("event_logger")
-    if event_logger is not None:
-        body["event_logger"] = event_logger.stats()
+    for name in ("event_logger", "alerts"):
+        part = rt.parts.get(name)
+        if part is not None:
+            body[name] = part.stats()
     body["bus"] = rt.bus.stats()
     return body
