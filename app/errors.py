@@ -1,10 +1,17 @@
-"""ArgusError carries its HTTP status; one handler renders every error as {"detail": ..., "field": ...}."""
+"""ArgusError carries its HTTP status; one handler renders every error as {"detail": ..., "field": ...}.
+
+Request validation errors keep FastAPI's `{"detail": [{loc, msg, type, input, ctx}]}` shape, made JSON-safe:
+FastAPI echoes the offending input, and a NaN there made the 422 itself fail as a 500.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 
@@ -48,4 +55,32 @@ def install_error_handler(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
+    async def handle_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse({"detail": json_safe(exc.errors())}, status_code=422)
+
     app.add_exception_handler(ArgusError, handle)
+    app.add_exception_handler(RequestValidationError, handle_validation)
+
+
+def json_safe(value: Any) -> Any:
+    """Anything -> strict JSON: non-finite floats become "NaN"/"Infinity"/"-Infinity", exceptions and
+    other objects their text; containers are walked."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, BaseException):
+        return str(value)
+    try:
+        return json_safe(jsonable_encoder(value))
+    except Exception:
+        return str(value)

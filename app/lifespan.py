@@ -81,6 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         await prepare_database(settings, engine)
         sessionmaker = create_sessionmaker(engine)
         app.state.verifier = KeyVerifier(settings.static_api_keys, sessionmaker)
+        stack.push_async_callback(app.state.verifier.aclose)  # last_used_at writes before dispose
         bus = EventBus()
         stack.push_async_callback(bus.close)
         bus.subscribe("metrics", count_event, direct=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Path, Query, status
 
 from app.alerts.schemas import (
     AlertRead,
@@ -21,13 +21,15 @@ from app.alerts.schemas import (
 from app.alerts.service import AlertService
 from app.deps import ApiKeyDep, RuntimeDep, SessionDep
 from app.errors import ArgusError
-from app.kit.schemas import CursorPage
+from app.kit.schemas import CursorPage, DbId
 
 webhooks = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 rules = APIRouter(prefix="/api/alert-rules", tags=["alert rules"])
 alerts = APIRouter(prefix="/api/alerts", tags=["alerts"])
 routers = (webhooks, rules, alerts)
 
+# Alert ids are uuid hex; the pattern keeps NUL and other junk away from the database (PostgreSQL 500s).
+AlertId = Annotated[str, Path(max_length=64, pattern=r"^[\w-]+$")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not found"}}
 
 
@@ -62,7 +64,7 @@ async def create_webhook(
 
 
 @webhooks.get("/{webhook_id}", summary="One webhook", responses=NOT_FOUND)
-async def get_webhook(webhook_id: int, service: ServiceDep, _: ApiKeyDep) -> WebhookRead:
+async def get_webhook(webhook_id: DbId, service: ServiceDep, _: ApiKeyDep) -> WebhookRead:
     return WebhookRead.model_validate(await service.get_webhook(webhook_id))
 
 
@@ -70,7 +72,7 @@ async def get_webhook(webhook_id: int, service: ServiceDep, _: ApiKeyDep) -> Web
     "/{webhook_id}", summary="Change a webhook (a new secret replaces the old)", responses=NOT_FOUND
 )
 async def update_webhook(
-    webhook_id: int,
+    webhook_id: DbId,
     body: WebhookUpdate,
     service: ServiceDep,
     session: SessionDep,
@@ -89,7 +91,7 @@ async def update_webhook(
     responses={**NOT_FOUND, 409: {"description": "used by an alert rule"}},
 )
 async def delete_webhook(
-    webhook_id: int, service: ServiceDep, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep
+    webhook_id: DbId, service: ServiceDep, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep
 ) -> None:
     await service.delete_webhook(webhook_id)
     await _committed(session, rt)
@@ -102,7 +104,7 @@ async def delete_webhook(
     responses=NOT_FOUND,
 )
 async def test_webhook(
-    webhook_id: int, service: ServiceDep, rt: RuntimeDep, _: ApiKeyDep
+    webhook_id: DbId, service: ServiceDep, rt: RuntimeDep, _: ApiKeyDep
 ) -> WebhookTestResult:
     dispatcher = rt.parts.get("alert_dispatcher")
     if dispatcher is None or dispatcher.sender is None:
@@ -130,13 +132,13 @@ async def create_rule(
 
 
 @rules.get("/{rule_id}", summary="One alert rule", responses=NOT_FOUND)
-async def get_rule(rule_id: int, service: ServiceDep, _: ApiKeyDep) -> AlertRuleRead:
+async def get_rule(rule_id: DbId, service: ServiceDep, _: ApiKeyDep) -> AlertRuleRead:
     return AlertRuleRead.model_validate(await service.get_rule(rule_id))
 
 
 @rules.patch("/{rule_id}", summary="Change an alert rule", responses=NOT_FOUND)
 async def update_rule(
-    rule_id: int,
+    rule_id: DbId,
     body: AlertRuleUpdate,
     service: ServiceDep,
     session: SessionDep,
@@ -152,7 +154,7 @@ async def update_rule(
     "/{rule_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an alert rule", responses=NOT_FOUND
 )
 async def delete_rule(
-    rule_id: int, service: ServiceDep, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep
+    rule_id: DbId, service: ServiceDep, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep
 ) -> None:
     await service.delete_rule(rule_id)
     await _committed(session, rt)
@@ -163,8 +165,8 @@ async def list_alerts(
     service: ServiceDep,
     _: ApiKeyDep,
     status: Annotated[StatusName | None, Query(description="pending, retrying, delivered or dead")] = None,
-    webhook_id: int | None = None,
-    camera_id: int | None = None,
+    webhook_id: DbId | None = None,
+    camera_id: DbId | None = None,
     since: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -176,7 +178,7 @@ async def list_alerts(
 
 
 @alerts.get("/{alert_id}", summary="One alert delivery", responses=NOT_FOUND)
-async def get_alert(alert_id: str, service: ServiceDep, _: ApiKeyDep) -> AlertRead:
+async def get_alert(alert_id: AlertId, service: ServiceDep, _: ApiKeyDep) -> AlertRead:
     return AlertRead.model_validate(await service.get_alert(alert_id))
 
 
@@ -187,7 +189,7 @@ async def get_alert(alert_id: str, service: ServiceDep, _: ApiKeyDep) -> AlertRe
     responses={**NOT_FOUND, 409: {"description": "the alert is not dead"}},
 )
 async def retry_alert(
-    alert_id: str, service: ServiceDep, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep
+    alert_id: AlertId, service: ServiceDep, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep
 ) -> AlertRead:
     alert = await service.retry_alert(alert_id)
     await session.commit()

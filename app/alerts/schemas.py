@@ -9,14 +9,14 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from app.kit.redact import mask_url
-from app.kit.schemas import Schema, stripped_name
+from app.kit.schemas import DbId, Schema, reject_nul, stripped_name
 
 SeverityName = Literal["low", "medium", "high", "critical"]
 StatusName = Literal["pending", "retrying", "delivered", "dead"]
 
 
 def validate_webhook_url(url: str) -> str:
-    url = url.strip()
+    url = reject_nul(url.strip(), "webhook url")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise ValueError("webhook url must be http:// or https://")
@@ -26,6 +26,8 @@ def validate_webhook_url(url: str) -> str:
 
 
 class WebhookFields(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     @field_validator("url", check_fields=False)
     @classmethod
     def _url(cls, v: str | None) -> str | None:
@@ -35,6 +37,11 @@ class WebhookFields(BaseModel):
     @classmethod
     def _name(cls, v: str | None) -> str | None:
         return stripped_name(v)
+
+    @field_validator("secret", check_fields=False)
+    @classmethod
+    def _secret(cls, v: str | None) -> str | None:
+        return None if v is None else reject_nul(v, "secret")
 
 
 class WebhookCreate(WebhookFields):
@@ -96,10 +103,17 @@ class WebhookTestResult(BaseModel):
 
 
 class AlertRuleFields(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     @field_validator("name", check_fields=False)
     @classmethod
     def _name(cls, v: str | None) -> str | None:
         return stripped_name(v)
+
+    @field_validator("event_types", check_fields=False)
+    @classmethod
+    def _types(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [reject_nul(t, "event type") for t in v]
 
     @field_validator("camera_ids", "webhook_ids", "event_types", check_fields=False)
     @classmethod
@@ -126,10 +140,10 @@ class AlertRuleCreate(AlertRuleFields):
     )
 
     name: str = Field(min_length=1, max_length=100)
-    camera_ids: list[int] = Field(default_factory=list, description="empty = every camera")
+    camera_ids: list[DbId] = Field(default_factory=list, description="empty = every camera")
     event_types: list[str] = Field(default_factory=list, description="empty = every type")
     min_severity: SeverityName = "high"
-    webhook_ids: list[int] = Field(min_length=1, description="webhooks that receive this rule's alerts")
+    webhook_ids: list[DbId] = Field(min_length=1, description="webhooks that receive this rule's alerts")
     dedup_window_s: float | None = Field(
         None, ge=0, le=86_400, description="one alert per camera and type within this window (default 15)"
     )
@@ -140,10 +154,10 @@ class AlertRuleUpdate(AlertRuleFields):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"min_severity": "critical"}]})
 
     name: str | None = Field(None, min_length=1, max_length=100)
-    camera_ids: list[int] | None = None
+    camera_ids: list[DbId] | None = None
     event_types: list[str] | None = None
     min_severity: SeverityName | None = None
-    webhook_ids: list[int] | None = Field(None, min_length=1)
+    webhook_ids: list[DbId] | None = Field(None, min_length=1)
     dedup_window_s: float | None = Field(None, ge=0, le=86_400)
     enabled: bool | None = None
 

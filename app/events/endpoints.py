@@ -5,20 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from app.deps import ApiKeyDep, RuntimeDep, SessionDep
 from app.errors import Invalid, NotFound
 from app.events.repository import EventFilter, EventRepository
-from app.events.schemas import EventAccepted, EventIngest, EventRead
+from app.events.schemas import EVENT_TYPE_PATTERN, EventAccepted, EventIngest, EventRead
 from app.events.snapshots import load_snapshot
 from app.events.types import NewEvent, Severity, utcnow
 from app.kit.repository import InvalidCursor
-from app.kit.schemas import CursorPage
+from app.kit.schemas import CursorPage, DbId
 from app.models import Event
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 
+# Event ids are uuid hex; the pattern keeps NUL and other junk away from the database (PostgreSQL 500s).
+EventId = Annotated[
+    str, Path(max_length=64, pattern=r"^[\w-]+$", examples=["3f2c9e0b7d5a4f1e9c8b6a5d4e3f2a1b"])
+]
 _NOT_FOUND = {404: {"description": "No such event", "content": {"application/json": {}}}}
 _INVALID = {422: {"description": "A parameter is invalid; `field` (or `loc`) names it"}}
 
@@ -43,8 +47,10 @@ def _utc(v: datetime | None) -> datetime | None:
 async def list_events(
     session: SessionDep,
     _: ApiKeyDep,
-    camera_id: Annotated[int | None, Query(ge=1, examples=[1])] = None,
-    type: Annotated[str | None, Query(max_length=64, examples=["anomaly"])] = None,
+    camera_id: Annotated[DbId | None, Query(examples=[1])] = None,
+    type: Annotated[
+        str | None, Query(max_length=64, pattern=EVENT_TYPE_PATTERN, examples=["anomaly"])
+    ] = None,
     severity: Annotated[Severity | None, Query(examples=["high"])] = None,
     min_severity: Annotated[Severity | None, Query(examples=["medium"])] = None,
     since: Annotated[datetime | None, Query(examples=["2026-11-23T00:00:00Z"])] = None,
@@ -64,7 +70,7 @@ async def list_events(
 
 
 @router.get("/{event_id}", summary="One event", responses=_NOT_FOUND)
-async def get_event(event_id: str, session: SessionDep, _: ApiKeyDep) -> EventRead:
+async def get_event(event_id: EventId, session: SessionDep, _: ApiKeyDep) -> EventRead:
     return EventRead.model_validate(await _get(session, event_id))
 
 
@@ -77,7 +83,7 @@ async def get_event(event_id: str, session: SessionDep, _: ApiKeyDep) -> EventRe
         404: {"description": "No such event, or it has no snapshot"},
     },
 )
-async def get_snapshot(event_id: str, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep) -> Response:
+async def get_snapshot(event_id: EventId, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep) -> Response:
     row = await _get(session, event_id)
     data = await load_snapshot(rt.settings.data_dir, row.snapshot_path)
     if data is None:

@@ -9,13 +9,14 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, StringConstraints, computed_field, field_validator
 
 from app.events.types import Severity
-from app.kit.schemas import Schema
+from app.kit.schemas import DbId, JsonObject, Schema
 
 # Limit ingested data to 16 KB of JSON to avoid bloating the events table from outside.
 MAX_DATA_BYTES = 16_384
 
+EVENT_TYPE_PATTERN = r"^[\w.:-]+$"
 EventType = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[\w.:-]+$")
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=EVENT_TYPE_PATTERN)
 ]
 
 
@@ -81,12 +82,14 @@ class EventIngest(Schema):
         },
     )
 
-    camera_id: int | None = Field(None, ge=1, description="Camera the event belongs to; must exist.")
+    camera_id: DbId | None = Field(None, description="Camera the event belongs to; must exist.")
     type: EventType = Field(description="Short event type: letters, digits, `_ . : -`, at most 64.")
     severity: Severity = Severity.medium
     started_at: datetime | None = Field(None, description="When it happened (default: now). UTC if naive.")
     score: float | None = Field(None, allow_inf_nan=False)
-    data: dict[str, Any] = Field(default_factory=dict, description="Free JSON, at most 16 KB.")
+    data: JsonObject = Field(
+        default_factory=dict, description="Free JSON, at most 16 KB; finite numbers, no NUL characters."
+    )
 
     @field_validator("started_at")
     @classmethod

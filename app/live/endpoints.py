@@ -27,13 +27,18 @@ MAX_TEXT = 16_384  # client messages are tiny; anything bigger is a mistake or a
 KEEPALIVE_S = 15.0  # an idle connection gets {"type":"keepalive"} this often (proxies drop silent sockets)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 4408
+# The browser cannot set headers on a WebSocket, and a `?token=` lands in every access log. So the page
+# offers two subprotocols: SUBPROTOCOL (echoed back) and KEY_SUBPROTOCOL + key (read, never echoed).
+SUBPROTOCOL = "argus.live"
+KEY_SUBPROTOCOL = "argus.key."
 
 
 @router.websocket("/ws/live")
 async def live(ws: WebSocket) -> None:
     """Live frames, detections, events and camera states for the cameras a client subscribes to."""
-    key = await websocket_api_key(ws)
-    await ws.accept()
+    key = await _authenticate(ws)
+    offered = ws.scope.get("subprotocols") or []
+    await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     if key is None:
         await ws.close(code=CLOSE_UNAUTHORIZED, reason="missing or invalid API key")
         return
@@ -54,6 +59,19 @@ async def live(ws: WebSocket) -> None:
         await _close(ws, CLOSE_TOO_SLOW, "client too slow")
     else:
         await _close(ws, 1000, "")
+
+
+async def _authenticate(ws: WebSocket) -> str | None:
+    """`Authorization: Bearer`, `?token=` (scripts, kept for compatibility) or the key subprotocol."""
+    key = await websocket_api_key(ws)
+    if key is not None:
+        return key
+    for proto in ws.scope.get("subprotocols") or []:
+        if proto.startswith(KEY_SUBPROTOCOL):
+            candidate = proto.removeprefix(KEY_SUBPROTOCOL)
+            if await ws.app.state.verifier.verify(candidate):
+                return candidate
+    return None
 
 
 async def _read(ws: WebSocket, hub: LiveHub, client: Client, runtime: Any) -> None:

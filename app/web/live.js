@@ -5,6 +5,7 @@
 (() => {
   const FPS_WINDOW_MS = 2000;
   const BOXES_STALE_MS = 1500; // overlays older than this are cleared (the analysis stopped or lags)
+  const TOKEN_CHARS = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/; // what a Sec-WebSocket-Protocol value may hold
 
   function parseFrame(buffer) {
     const v = new DataView(buffer);
@@ -32,7 +33,12 @@
 
     connect() {
       const scheme = location.protocol === "https:" ? "wss" : "ws";
-      const ws = new WebSocket(`${scheme}://${location.host}/ws/live?token=${encodeURIComponent(this.key)}`);
+      // The key travels as a subprotocol, not as ?token= (servers log request paths with their query).
+      // A key with characters a subprotocol cannot hold falls back to the query string.
+      const url = `${scheme}://${location.host}/ws/live`;
+      const ws = TOKEN_CHARS.test(this.key)
+        ? new WebSocket(url, ["argus.live", `argus.key.${this.key}`])
+        : new WebSocket(`${url}?token=${encodeURIComponent(this.key)}`);
       ws.binaryType = "arraybuffer";
       this.ws = ws;
       this.onStatus("wait");

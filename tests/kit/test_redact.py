@@ -1,0 +1,91 @@
+"""Secrets never reach the log: URL passwords, `?token=`-style query values, Bearer tokens."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from websockets.asyncio.client import connect
+
+from app.kit.redact import install_log_redaction, mask_text, mask_url
+from app.main import create_app
+from tests.conftest import API_KEY, make_settings
+from tests.support.server import free_port
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ('"WebSocket /ws/live?token=argus_Ab-_9" [accepted]', '"WebSocket /ws/live?token=****" [accepted]'),
+        ("GET /x?a=1&api_key=zz&key=k2#f HTTP/1.1", "GET /x?a=1&api_key=****&key=****#f HTTP/1.1"),
+        ("Authorization: Bearer abc.def", "Authorization: Bearer ****"),
+        ("rtsp://u:pw@h/s?Token=1", "rtsp://u:****@h/s?Token=****"),
+        ("dedup key=camera:1 token bucket", "dedup key=camera:1 token bucket"),  # prose is left alone
+    ],
+)
+def test_mask_text(text: str, masked: str) -> None:
+    assert mask_text(text) == masked
+
+
+def test_mask_url_is_unchanged_for_responses() -> None:
+    assert mask_url("rtsp://admin:secret@10.0.0.5/stream1") == "rtsp://admin:****@10.0.0.5/stream1"
+
+
+def test_log_records_are_masked_whatever_logs_them(caplog: pytest.LogCaptureFixture) -> None:
+    install_log_redaction()
+    log = logging.getLogger("tests.redact")
+    with caplog.at_level(logging.INFO, logger="tests.redact"):
+        log.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", f"/ws/live?token={API_KEY}")
+        log.info("header %s", {"authorization": f"Bearer {API_KEY}"})
+        try:
+            raise RuntimeError(f"GET http://h/x?api_key={API_KEY} failed")
+        except RuntimeError:
+            log.exception("request failed")
+    assert API_KEY not in caplog.text
+    assert "token=****" in caplog.text and "api_key=****" in caplog.text and "Bearer ****" in caplog.text
+
+
+@pytest.fixture
+def info_server(tmp_path: Path) -> Iterator[str]:
+    """A real uvicorn server logging at INFO, as `argus serve` does (its request lines carry queries)."""
+    port = free_port()
+    app = create_app(make_settings(tmp_path / "data", log_level="info", port=port))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info", log_config=None)
+    )
+    thread = threading.Thread(target=server.run, name="argus.test-info-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+async def test_uvicorn_request_lines_never_hold_the_key(
+    info_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with connect(f"ws://{info_server}/ws/live?token={API_KEY}") as ws:
+        await ws.send('{"type": "ping"}')
+        assert "pong" in await ws.recv()
+    async with httpx.AsyncClient() as http:
+        r = await http.get(
+            f"http://{info_server}/api/cameras?api_key={API_KEY}",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
+        assert r.status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")]
+    assert any("/ws/live?token=****" in line for line in lines), lines  # the line is there, masked
+    assert any("/api/cameras?api_key=****" in line for line in lines), lines
+    assert API_KEY not in caplog.text
