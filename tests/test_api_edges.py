@@ -75,7 +75,6 @@ class TestIdsOutOfRange:
         assert r.status_code == 422
         assert locs(r) == [f"body.{field}.1"]
 
-    @pytest.mark.xfail(reason="until app/cameras/endpoints.py types its ids with app.kit.schemas.DbId")
     async def test_camera_path_id(self, api_client: httpx.AsyncClient) -> None:
         r = await api_client.get("/api/cameras/99999999999999999999")
         assert r.status_code == 422

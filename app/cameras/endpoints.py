@@ -11,6 +11,7 @@ from app.cameras.schemas import CameraCreate, CameraRead, CameraStatus, CameraUp
 from app.cameras.service import CameraService
 from app.deps import ApiKeyDep, RuntimeDep, SessionDep
 from app.errors import ArgusError
+from app.kit.schemas import DbId
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 
@@ -48,26 +49,26 @@ async def create_camera(
 
 
 @router.get("/{camera_id}", summary="One camera")
-async def get_camera(camera_id: int, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep) -> CameraRead:
+async def get_camera(camera_id: DbId, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep) -> CameraRead:
     return _read(await service.get(camera_id), manager)
 
 
 @router.patch("/{camera_id}", summary="Change a camera; its pipeline restarts with the new settings")
 async def update_camera(
-    camera_id: int, body: CameraUpdate, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep
+    camera_id: DbId, body: CameraUpdate, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep
 ) -> CameraRead:
     return _read(await service.update(camera_id, body), manager)
 
 
 @router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Stop and remove a camera")
-async def delete_camera(camera_id: int, service: ServiceDep, _: ApiKeyDep) -> Response:
+async def delete_camera(camera_id: DbId, service: ServiceDep, _: ApiKeyDep) -> Response:
     await service.delete(camera_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{camera_id}/status", summary="Stream state, rates, drops and reconnects")
 async def camera_status(
-    camera_id: int, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep
+    camera_id: DbId, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep
 ) -> CameraStatus:
     await service.get(camera_id)
     return manager.status(camera_id)
@@ -80,7 +81,7 @@ async def camera_status(
     responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no frame yet"}},
 )
 async def camera_snapshot(
-    camera_id: int, service: ServiceDep, manager: ManagerDep, rt: RuntimeDep, _: ApiKeyDep
+    camera_id: DbId, service: ServiceDep, manager: ManagerDep, rt: RuntimeDep, _: ApiKeyDep
 ) -> Response:
     await service.get(camera_id)
     pipeline = manager.get(camera_id)

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from app.kit.redact import mask_url
-from app.kit.schemas import Schema, stripped_name
+from app.kit.schemas import Schema, reject_nul, stripped_name
 
 URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
 DropPolicyName = Literal["latest", "every_nth"]
@@ -18,7 +18,7 @@ DropPolicyName = Literal["latest", "every_nth"]
 
 def validate_camera_url(url: str) -> str:
     """rtsp(s)://, http(s):// (MJPEG) or an existing local video file (demos and tests)."""
-    url = url.strip()
+    url = reject_nul(url.strip(), "url")
     if not url:
         raise ValueError("url must not be empty")
     parts = urlsplit(url)

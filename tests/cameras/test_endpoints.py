@@ -42,6 +42,7 @@ class TestValidation:
             ({"name": "a", "url": "ftp://host/x"}, "url"),
             ({"name": "a", "url": "/no/such/file.mp4"}, "url"),
             ({"name": "a", "url": "rtsp://"}, "url"),
+            ({"name": "a", "url": "rtsp://h/x\x00"}, "url"),
             ({"name": "a", "url": "rtsp://h/x", "analysis_fps": 0.1}, "analysis_fps"),
             ({"name": "a", "url": "rtsp://h/x", "analysis_fps": 31}, "analysis_fps"),
             ({"name": "", "url": "rtsp://h/x"}, "name"),
