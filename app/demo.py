@@ -87,6 +87,7 @@ def print_welcome(settings: Settings, key: str) -> None:
     base = f"http://{settings.host}:{settings.port}"
     print(
         f"\nArgus demo: two cameras ({', '.join(n for n, _ in CAMERAS)}) from {settings.data_dir / 'demo'}\n"
+        f"  dashboard: {base}/  (paste the key below)\n"
         f"  API docs:  {base}/docs\n"
         f"  API key:   {key}\n"
         f'  try:       curl -H "Authorization: Bearer {key}" {base}/api/cameras\n'
