@@ -4,7 +4,9 @@ A busy street and an empty corridor give very different raw motion energy; measu
 history each gives a z-score that one threshold fits. The first `warmup` scores only build the
 statistics (exact mean/variance, Welford). After that an exponential moving mean/variance follows slow
 scene change (daylight, weather) over roughly 1/alpha frames. The caller stops feeding scores that
-belong to an anomaly, so an hour-long episode does not teach the camera that it is normal.
+belong to an anomaly, so an hour-long episode does not teach the camera that it is normal; when a
+change turns out to be permanent (lights left on, a moved camera) the caller calls `relearn()`, which
+forgets the old scene and warms up again on the new one.
 `min_std` keeps a perfectly still scene (std 0) from turning any flicker into an infinite z.
 """
 
@@ -26,6 +28,11 @@ class ScoreNormalizer:
         self.mean = 0.0
         self._m2 = 0.0  # Welford sum of squares during warm-up
         self.var = 0.0
+
+    def relearn(self) -> None:
+        """Forget the learned scene and warm up again from the next score (a permanent scene change)."""
+        self.count = 0
+        self.mean = self._m2 = self.var = 0.0
 
     @property
     def ready(self) -> bool:

@@ -1,7 +1,11 @@
 """The VAD analyzer: a per-frame anomaly score from the pool, normalised per camera, turned into episodes.
 
 Over threshold opens ONE `anomaly` finding; it is updated sparingly (severity rise, or every
-`update_every_s`) and closes once the score has stayed under threshold for `hold_s`. The model is any
+`update_every_s`) and closes once the score has stayed under threshold for `hold_s`. The statistics do
+not learn during an episode, so a permanent change (lights left on, a moved camera, a new fan in view)
+would keep it open for ever: after `max_duration_s` the episode closes with `reason: "max_duration"` and
+the normaliser warms up again on the new scene, so one long change is one event and the next genuine
+burst against the new scene opens a new one. The model is any
 pool model of kind `vad` or `score` returning one number per frame; its manifest says how to feed it:
 2 channels = the previous and current grey frame (the built-in motion model), 1 = the grey frame,
 3 = the colour frame in the manifest's channel order.
@@ -34,6 +38,9 @@ class VadOptions(BaseModel):
     min_duration_s: float = Field(0.0, ge=0, le=60, description="over threshold this long before opening")
     hold_s: float = Field(2.0, ge=0, le=600, description="under threshold this long before closing")
     update_every_s: float = Field(10.0, gt=0, le=3600, description="refresh an open episode this often")
+    max_duration_s: float = Field(
+        300.0, gt=0, le=86_400, description="close a longer episode and re-learn the scene (a lasting change)"
+    )
     alpha: float = Field(0.01, gt=0, lt=1, description="how fast the running statistics follow the scene")
     min_std: float = Field(0.1, gt=0, description="floor of the std, in raw score units")
 
@@ -149,6 +156,11 @@ class VadAnalyzer:
             else:
                 self._over_since = None
                 self.normalizer.update(score)  # only normal frames teach the scene
+        elif t - self._opened_at >= opts.max_duration_s:
+            # a change this long is the new normal: one event for it, then learn the scene as it is now
+            findings.append(self._close(score, t, "max_duration"))
+            self.normalizer.relearn()
+            self.normalizer.update(score)
         elif over:
             assert z is not None
             self._under_since = None
@@ -156,7 +168,7 @@ class VadAnalyzer:
         else:
             self._under_since = t if self._under_since is None else self._under_since
             if t - self._under_since >= opts.hold_s:
-                findings.append(self._close(score, t))
+                findings.append(self._close(score, t, "quiet"))
         data = {"raw": round(score, 5), "z": None if z is None else round(z, 3), "warming_up": z is None,
                 "in_episode": self._open}  # fmt: skip
         return Observation(self.name, score=z, findings=tuple(findings), data=data)
@@ -186,10 +198,10 @@ class VadAnalyzer:
         self._severity, self._updated_at = severity, t
         return [Finding("anomaly", "anomaly", "update", severity, self._peak, self._data(z, score, t))]
 
-    def _close(self, score: float, t: float) -> Finding:
+    def _close(self, score: float, t: float, reason: str) -> Finding:
         self._open = False
         self._over_since = self._under_since = None
-        data = self._data(self._last_z, score, t)
+        data = {**self._data(self._last_z, score, t), "reason": reason}
         return Finding("anomaly", "anomaly", "close", self._severity, self._peak, data)
 
     def finish(self) -> tuple[Finding, ...]:

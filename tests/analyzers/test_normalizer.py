@@ -43,6 +43,17 @@ class TestScoreNormalizer:
             n.update(5.0)  # the scene got brighter for good
         assert n.mean == pytest.approx(5.0, abs=0.01)
 
+    def test_relearn_warms_up_again_on_the_new_scene(self) -> None:
+        n = ScoreNormalizer(warmup=4, min_std=0.01)
+        for v in (1.0, 1.1, 0.9, 1.0):
+            n.update(v)
+        assert (n.z(6.0) or 0) > 50  # the lights came on: far off the learned scene
+        n.relearn()
+        assert not n.ready and n.z(6.0) is None
+        for v in (6.0, 6.1, 5.9, 6.0):
+            n.update(v)
+        assert n.mean == pytest.approx(6.0) and abs(n.z(6.0) or 0) < 1  # the new scene is the normal one
+
     def test_non_finite_scores_are_ignored(self) -> None:
         n = ScoreNormalizer(warmup=2)
         n.update(float("nan"))

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from pydantic import ValidationError
 
 from app.analyzers.base import Finding
 from app.analyzers.registry import AnalyzerContext, ChainError
@@ -109,23 +110,66 @@ class TestEpisodes:
         assert await feed(analyzer, frames) == []
 
 
+def register_brightness(pool: ResourcePool, tmp_path: Path) -> None:
+    """A "score" model: mean brightness of one grey frame (a permanent light change keeps it high)."""
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["img", "axes"], ["score"], keepdims=0)],
+        "brightness",
+        [helper.make_tensor_value_info("img", TensorProto.FLOAT, ["b", 1, 32, 32])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["b"])],
+        initializer=[numpy_helper.from_array(np.array([1, 2, 3], np.int64), "axes")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    (tmp_path / "bright.onnx").write_bytes(model.SerializeToString())
+    pool.register(ModelSpec.parse({"name": "bright", "kind": "score", "path": "bright.onnx",
+                                   "normalization": {"channel_order": "gray"}}, tmp_path))  # fmt: skip
+
+
+def flat(seq: int, level: int) -> Frame:
+    """A uniform frame at `level` (+1 on odd frames: a little sensor flicker), 0.2 s apart."""
+    return Frame(1, seq, seq * 0.2, np.full((H, W, 3), min(255, level + seq % 2), np.uint8), W, H)
+
+
+class TestMaxDuration:
+    async def test_a_permanent_change_is_one_event_then_the_new_scene_is_learned(
+        self, pool: ResourcePool, settings: Settings, tmp_path: Path
+    ) -> None:
+        # given a brightness score: the lights go on at frame 15 and stay on
+        register_brightness(pool, tmp_path)
+        analyzer = vad(pool, settings, model="bright", min_std=0.01, max_duration_s=2.0)
+        frames = [flat(i, 40) for i in range(15)] + [flat(i, 200) for i in range(15, 60)]
+        findings = await feed(analyzer, frames)
+        # one event, closed by the cap (not stuck open), and nothing more while the lights stay on
+        assert [f.phase for f in findings] == ["open", "close"]
+        opened, closed = findings
+        assert opened.data["duration_s"] == 0 and closed.data["reason"] == "max_duration"
+        assert closed.data["duration_s"] == pytest.approx(2.0)
+        # a genuine burst against the new scene (a flash) opens a NEW event that closes the usual way
+        frames = [flat(i, 255) for i in range(60, 63)] + [flat(i, 200) for i in range(63, 75)]
+        later = await feed(analyzer, frames)
+        assert [f.phase for f in later] == ["open", "close"]
+        assert later[1].data["reason"] == "quiet" and later[1].data["duration_s"] < 2.0
+        assert analyzer.finish() == ()
+
+    async def test_an_ordinary_burst_is_not_cut(self, pool: ResourcePool, settings: Settings) -> None:
+        analyzer = vad(pool, settings, max_duration_s=60.0)
+        frames = [still(i) for i in range(20)] + [moving(i) for i in range(20, 35)]
+        frames += [still(i) for i in range(35, 60)]
+        closes = [f for f in await feed(analyzer, frames) if f.phase == "close"]
+        assert [f.data["reason"] for f in closes] == ["quiet"]
+
+    @pytest.mark.parametrize("bad", [0, -1, 100_000, "soon"])
+    async def test_max_duration_is_validated(self, pool: ResourcePool, settings: Settings, bad: Any) -> None:
+        with pytest.raises(ValidationError, match="max_duration_s"):
+            vad(pool, settings, max_duration_s=bad)
+
+
 class TestScoreModels:
     async def test_any_score_model_can_replace_the_default(
         self, pool: ResourcePool, settings: Settings, tmp_path: Path
     ) -> None:
-        # given a "score" model: mean brightness of one grey frame
-        graph = helper.make_graph(
-            [helper.make_node("ReduceMean", ["img", "axes"], ["score"], keepdims=0)],
-            "brightness",
-            [helper.make_tensor_value_info("img", TensorProto.FLOAT, ["b", 1, 32, 32])],
-            [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["b"])],
-            initializer=[numpy_helper.from_array(np.array([1, 2, 3], np.int64), "axes")],
-        )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-        model.ir_version = 8
-        (tmp_path / "bright.onnx").write_bytes(model.SerializeToString())
-        pool.register(ModelSpec.parse({"name": "bright", "kind": "score", "path": "bright.onnx",
-                                       "normalization": {"channel_order": "gray"}}, tmp_path))  # fmt: skip
+        register_brightness(pool, tmp_path)
         analyzer = vad(pool, settings, model="bright")
         dark = [Frame(1, i, i * 0.2, np.full((H, W, 3), 40 + i % 2, np.uint8), W, H) for i in range(15)]
         light = [Frame(1, i, i * 0.2, np.full((H, W, 3), 220, np.uint8), W, H) for i in range(15, 18)]
