@@ -42,5 +42,16 @@ class Deduplicator:
             del self._windows[next(iter(self._windows))]
         return window
 
+    def forget(self, alert_ids: set[str]) -> None:
+        """Alerts that were never written: a window left with none of them must not swallow the next hits."""
+        if not alert_ids:
+            return
+        for key, window in list(self._windows.items()):
+            kept = [a for a in window.alert_ids if a not in alert_ids]
+            if len(kept) < len(window.alert_ids):
+                window.alert_ids = kept
+                if not kept:
+                    del self._windows[key]
+
     def __len__(self) -> int:
         return len(self._windows)

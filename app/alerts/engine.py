@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
-import json
 import logging
-import os
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -35,6 +32,7 @@ from app.alerts.dedup import Deduplicator
 from app.alerts.digest import next_boundary
 from app.alerts.outbox import OutboxRepository, write_lock
 from app.alerts.rules import RuleSpec, is_immediate, matches
+from app.alerts.spill import AlertSpill
 from app.config import Settings
 from app.events.logger import is_transient
 from app.events.types import NewEvent, Phase
@@ -93,19 +91,15 @@ class AlertEngine:
         self._enabled_webhooks: set[int] = set()
         self._rules_loaded_at: float | None = None
         self._task: asyncio.Task[Any] | None = None
-        self._spill_dir = spill_dir  # None: rejected rows are only logged (in full)
+        self.spill = AlertSpill(spill_dir)  # None: rejected rows are only logged (in full)
         self._retry_initial_s = retry_initial_s
         self._stop_timeout_s = stop_timeout_s
         self._inflight: list[NewEvent] = []  # the batch being handled: spilled if stopped mid-way
         self._replayed = asyncio.Event()
-        self._seq = itertools.count()
         self.created = 0
         self.suppressed = 0
         self.retries = 0  # transient database errors retried
         self.dropped = 0  # rows whose webhook was deleted before they were written
-        self.rejected = 0  # rows and events written to a rejected file instead of the outbox
-        self.spilled = 0  # events left at shutdown, kept for the next start
-        self.replayed = 0
 
     @classmethod
     def from_settings(
@@ -141,7 +135,7 @@ class AlertEngine:
             left.append(self._queue.get_nowait())
             self._queue.task_done()
         if left:
-            self._spill_pending(left)
+            self.spill.keep_pending(left)
         log.info("alert engine stopped: %s", self.stats())
 
     def stats(self) -> dict[str, int]:
@@ -151,9 +145,9 @@ class AlertEngine:
             "suppressed": self.suppressed,
             "retries": self.retries,
             "dropped": self.dropped,
-            "rejected": self.rejected,
-            "spilled": self.spilled,
-            "replayed": self.replayed,
+            "rejected": self.spill.rejected,
+            "spilled": self.spill.spilled,
+            "replayed": self.spill.replayed,
         }
 
     async def consider(self, event: NewEvent) -> None:
@@ -172,7 +166,7 @@ class AlertEngine:
 
     async def _run(self) -> None:
         try:
-            await self._replay()
+            await self.spill.replay(self._handle_or_reject, MAX_BATCH)
         finally:
             self._replayed.set()
         while True:
@@ -193,7 +187,7 @@ class AlertEngine:
             await self._handle(batch)
         except Exception as exc:
             log.exception("alert engine failed on a batch of %d events", len(batch))
-            self._reject("alert-events-rejected", [{**e.to_json(), "error": _err(exc)} for e in batch])
+            self.spill.reject("alert-events-rejected", [{**e.to_json(), "error": _err(exc)} for e in batch])
             ALERTS_DROPPED.labels(reason="event_rejected").inc(len(batch))
 
     async def _retrying(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
@@ -359,20 +353,10 @@ class AlertEngine:
             except Exception as exc:
                 bad.append({**row, "error": _err(exc)})
         if bad:
-            self._reject("alerts-rejected", bad)
+            self.spill.reject("alerts-rejected", bad)
             ALERTS_DROPPED.labels(reason="rejected").inc(len(bad))
         written = {r["id"] for r in rows} - {r["id"] for r in bad}
-        self._forget({r["id"] for r in plan.rows} - written)
-
-    def _forget(self, alert_ids: set[str]) -> None:
-        """A dedup window whose alerts were never written must not swallow the next hits."""
-        windows = self.dedup._windows  # a Deduplicator.forget() would be the tidier home for this
-        for key, window in list(windows.items()):
-            kept = [a for a in window.alert_ids if a not in alert_ids]
-            if len(kept) < len(window.alert_ids):
-                window.alert_ids = kept
-                if not kept:
-                    del windows[key]
+        self.dedup.forget({r["id"] for r in plan.rows} - written)
 
     async def _commit(self, rows: list[dict[str, Any]], suppressed: dict[str, int]) -> None:
         async with write_lock(self._sessionmaker), self._sessionmaker.begin() as session:
@@ -405,59 +389,6 @@ class AlertEngine:
                     r["id"], r["webhook_id"], r["rule_id"], r["event_id"], r["camera_id"], r["event_type"],
                 )  # fmt: skip
         return [r for r in rows if r["webhook_id"] in alive]
-
-    # -- files under the spill folder ------------------------------------------------------------------
-
-    def _reject(self, prefix: str, records: list[dict[str, Any]]) -> None:
-        """Keep what the database refused in a file for a human; never retried blindly."""
-        self.rejected += len(records)
-        path = self._write_file(prefix, records)
-        log.error("%d %s kept in %s", len(records), prefix.replace("-", " "), path or "the log only")
-
-    def _spill_pending(self, events: list[NewEvent]) -> None:
-        path = self._write_file("alert-pending", [e.to_json() for e in events])
-        if path is not None:
-            self.spilled += len(events)
-            log.error(
-                "%d events not yet considered for alerts kept in %s for the next start", len(events), path
-            )
-        else:
-            ALERTS_DROPPED.labels(reason="stopped").inc(len(events))
-
-    def _write_file(self, prefix: str, records: list[dict[str, Any]]) -> Path | None:
-        """Write records as JSONL (atomic rename); on no folder or a failed write, log them in full."""
-        lines = [json.dumps(r, default=str) for r in records]
-        if self._spill_dir is not None:
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-            path = self._spill_dir / f"{prefix}-{stamp}-{os.getpid()}-{next(self._seq):06d}.jsonl"
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-                tmp.replace(path)
-                return path
-            except OSError:
-                log.exception("could not write %s", path)
-        for line in lines:
-            log.error("%s: %s", prefix, line)
-        return None
-
-    async def _replay(self) -> None:
-        """Events left unhandled by the last stop, oldest file first; a file goes once handled."""
-        if self._spill_dir is None or not self._spill_dir.is_dir():
-            return
-        for path in sorted(self._spill_dir.glob("alert-pending-*.jsonl")):
-            try:
-                text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-                events = [NewEvent.from_json(json.loads(line)) for line in text.splitlines() if line.strip()]
-            except (OSError, ValueError, KeyError):
-                log.exception("unreadable alert spill file %s left in place", path)
-                continue
-            for i in range(0, len(events), MAX_BATCH):
-                await self._handle_or_reject(events[i : i + MAX_BATCH])
-            path.unlink()
-            self.replayed += len(events)
-            log.info("replayed %d events from %s", len(events), path)
 
     def _remember(self, rule_id: int, event_id: str) -> None:
         self._seen[(rule_id, event_id)] = None

@@ -50,3 +50,14 @@ class TestDeduplicator:
             dedup.open((1, cam, "anomaly"), [f"a{cam}"])
         assert len(dedup) == 3
         assert dedup.suppresses((1, 4, "anomaly"), 15.0) is not None
+
+    def test_forgotten_alerts_no_longer_hold_their_window(self) -> None:
+        dedup = Deduplicator(clock=FakeClock())
+        dedup.open((1, 1, "anomaly"), ["a1", "a2"])  # one alert per webhook
+        dedup.open((1, 2, "anomaly"), ["b1"])
+        dedup.forget({"a2"})  # one row of the window was never written: the window stays for a1
+        assert dedup.suppresses((1, 1, "anomaly"), 15.0) is not None
+        dedup.forget({"a1", "b1"})  # none of a window's rows written: the next hit raises an alert
+        assert dedup.suppresses((1, 1, "anomaly"), 15.0) is None
+        assert dedup.suppresses((1, 2, "anomaly"), 15.0) is None
+        assert len(dedup) == 0
