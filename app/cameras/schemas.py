@@ -13,7 +13,7 @@ from app.kit.redact import mask_url
 from app.kit.schemas import Schema, reject_nul, stripped_name
 
 URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
-DropPolicyName = Literal["latest", "every_nth"]
+DropPolicyName = Literal["latest", "every_nth", "keyframe_burst"]
 
 
 def validate_camera_url(url: str) -> str:

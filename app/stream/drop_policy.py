@@ -11,13 +11,22 @@ Policies (`DropPolicy`):
   busy, due frames are skipped (`busy`); when it asks again it gets the next decoded frame at once.
 - `every_nth`: analyse decoded frames whose sequence number is a multiple of N (deterministic, rate =
   stream FPS / N). A selected frame that arrives while the analyzer is busy is skipped (`busy`).
+- `keyframe_burst`: for many quiet cameras. While calm, analyse only the stream's keyframes (the
+  source reads FFmpeg's packet key flag, `CAP_PROP_LRF_HAS_KEY_FRAME`, after each `grab()`): whole
+  pictures, one per GOP (every 2 s for a 15 FPS camera with a 30-frame GOP), at most `analysis_fps`.
+  While a burst is flagged (`set_burst(True)`: the pipeline does so while an event is open) it is
+  `latest`: the newest frame at `analysis_fps`, so the burst is followed from its first keyframe (its
+  oldest frame seen) to its newest. A source that cannot tell keyframes (no flag in the OpenCV build,
+  a backend without it) or a GOP longer than `KEYFRAME_MAX_GAP_S` still gets one frame per that gap,
+  so a camera is never left unanalysed; MJPEG (every frame a keyframe) degrades to `latest`.
 
 Drop reasons (`DropReason`, the keys of `DropCounter.snapshot()` and of `frames_dropped`); every
 decoded frame that is not analysed lands in exactly one of them:
-- `not_sampled`: outside the analysis rate (or not an Nth frame), or decoded before the consumer first
-  asked. By design and free: never converted.
+- `not_sampled`: outside the analysis rate (or not an Nth frame, or not a keyframe while calm), or
+  decoded before the consumer first asked. By design and free: never converted.
 - `busy`: due for analysis while the analyzer was still working on an earlier frame; never converted.
-  `latest` counts one per missed analysis tick, `every_nth` one per missed Nth frame.
+  `latest` counts one per missed analysis tick, `every_nth` one per missed Nth frame, `keyframe_burst`
+  one per missed keyframe while calm.
 - `superseded`: converted, but no consumer was left to take it (the sampler was closed meanwhile).
 - `convert_failed`: `retrieve()` failed on a decoded frame that was due for analysis.
 """
@@ -32,10 +41,13 @@ from enum import StrEnum
 from app.metrics import FRAMES_DROPPED
 from app.stream.frame import Frame
 
+KEYFRAME_MAX_GAP_S = 10.0  # keyframe_burst: analyse at least this often, keyframe or not
+
 
 class DropPolicy(StrEnum):
     LATEST = "latest"
     EVERY_NTH = "every_nth"
+    KEYFRAME_BURST = "keyframe_burst"
 
 
 class DropReason(StrEnum):
@@ -97,6 +109,8 @@ class FrameGate:
         self._started = False  # until the consumer first asks, nothing counts as busy
         self._next_tick = float("-inf")  # latest: monotonic time the next analysis frame is due
         self._owed = False  # latest: a tick passed while busy, so the next ready request is served at once
+        self._burst = False  # keyframe_burst: flagged by the consumer, behaves as latest meanwhile
+        self._key_at: float | None = None  # keyframe_burst: when the last keyframe (or stand-in) came
         self.delivered = 0
         self.configure(policy, analysis_fps, every_n)
 
@@ -116,14 +130,40 @@ class FrameGate:
     def waiting(self) -> bool:
         return self._waiter is not None
 
+    @property
+    def needs_keyframes(self) -> bool:
+        """The source should read each frame's key flag (only `keyframe_burst` uses it)."""
+        return self.policy is DropPolicy.KEYFRAME_BURST
+
+    @property
+    def burst(self) -> bool:
+        return self._burst
+
+    def set_burst(self, active: bool) -> None:
+        """`keyframe_burst`: follow every analysis tick (True) or keyframes only (False). Any thread."""
+        with self._lock:
+            if active and not self._burst:
+                self._next_tick = float("-inf")  # the burst's newest frame at once, not a period later
+            self._burst, self._owed = bool(active), False
+
     # -- capture thread --
 
-    def wants(self, seq: int, now: float) -> bool:
-        """True when this decoded frame should be converted and delivered; counts it otherwise."""
+    def wants(self, seq: int, now: float, key: bool | None = None) -> bool:
+        """True when this decoded frame should be converted and delivered; counts it otherwise.
+
+        `key`: whether the frame is a keyframe, None when the source cannot tell (`keyframe_burst` only).
+        """
         with self._lock:
             armed = self._waiter is not None
             if not self._started:
                 reason = DropReason.NOT_SAMPLED
+            elif self.policy is DropPolicy.KEYFRAME_BURST and not self._burst:
+                if not self._keyframe(now, key) or now < self._next_tick:
+                    reason = DropReason.NOT_SAMPLED
+                elif armed:
+                    return True
+                else:
+                    reason = DropReason.BUSY
             elif self.policy is DropPolicy.EVERY_NTH:
                 if seq % self.every_n:
                     reason = DropReason.NOT_SAMPLED
@@ -144,10 +184,23 @@ class FrameGate:
         self.drops.add(reason)
         return False
 
+    def _keyframe(self, now: float, key: bool | None) -> bool:
+        """keyframe_burst, calm: a keyframe, or a stand-in once `KEYFRAME_MAX_GAP_S` passed without one."""
+        if key:
+            self._key_at = now
+            return True
+        if self._key_at is None:
+            self._key_at = now  # start the gap clock at the first frame seen
+            return False
+        if now - self._key_at >= KEYFRAME_MAX_GAP_S:
+            self._key_at = now
+            return True
+        return False
+
     def deliver(self, frame: Frame, now: float) -> None:
         with self._lock:
             waiter, self._waiter = self._waiter, None
-            if self.policy is DropPolicy.LATEST:
+            if self.policy is not DropPolicy.EVERY_NTH:  # latest, and keyframe_burst's analysis_fps cap
                 if self._owed or now - self._next_tick >= self._period:
                     self._next_tick = now + self._period  # resync after a stall: no catch-up burst
                 else:

@@ -4,6 +4,7 @@
     source.start()
     async for frame in sampler:      # a slow body makes the source skip frames (counted), never queue
         await analyze(frame)
+        sampler.set_burst(event_open)  # keyframe_burst: keyframes only while calm, analysis_fps in a burst
     ...
     sampler.close()                  # from anywhere: the loop above ends after its current frame
 
@@ -49,6 +50,13 @@ class Sampler:
         """Apply a new rate or policy to the running camera (no reconnect)."""
         _check_fps(analysis_fps)
         self.gate.configure(policy, analysis_fps, every_n)
+
+    def set_burst(self, active: bool) -> None:
+        """`keyframe_burst`: the camera is in a burst (an event is open), analyse at `analysis_fps`.
+
+        Harmless under the other policies, so the pipeline may call it after every analysed frame.
+        """
+        self.gate.set_burst(active)
 
     @property
     def frames_analyzed(self) -> int:

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from app.stream.drop_policy import DropCounter, DropPolicy, DropReason, FrameGate
+from app.stream.drop_policy import KEYFRAME_MAX_GAP_S, DropCounter, DropPolicy, DropReason, FrameGate
 from app.stream.frame import Frame
 
 IMAGE = np.zeros((4, 4, 3), np.uint8)
@@ -30,14 +30,19 @@ class Driver:
         self._task: asyncio.Task[Frame | None] | None = None
         self._busy_until = float("-inf")
 
-    async def play(self, frames: int, fps: float = 15.0, start: float = 100.0) -> None:
-        for seq in range(1, frames + 1):
-            now = start + (seq - 1) / fps
+    async def play(
+        self, frames: int, fps: float = 15.0, start: float = 100.0, gop: int | None = None, first: int = 1
+    ) -> None:
+        """Decode `frames` frames numbered from `first`; with `gop`, every gop-th one (seq 1, 1+gop...) is a
+        keyframe; without, the source cannot tell (key=None)."""
+        for seq in range(first, first + frames):
+            now = start + (seq - first) / fps
+            key = None if gop is None else seq % gop == 1 % gop
             if self._task is None and now >= self._busy_until:
                 self.asked_at.append(seq - 1)
                 self._task = asyncio.create_task(self.gate.next())
                 await asyncio.sleep(0)  # let the consumer arm the gate
-            if self.gate.wants(seq, now):
+            if self.gate.wants(seq, now, key):
                 self.gate.deliver(frame(seq, now), now)
                 assert self._task is not None
                 got = await self._task
@@ -129,6 +134,72 @@ class TestEveryNth:
         assert gate.drops.get(DropReason.NOT_SAMPLED) == 40
 
 
+class TestKeyframeBurst:
+    async def test_calm_analyses_keyframes_only(self) -> None:
+        # given a 15 FPS camera with a keyframe every 30 frames (2 s), analysed at up to 5 FPS
+        gate = FrameGate(DropPolicy.KEYFRAME_BURST, analysis_fps=5)
+        driver = Driver(gate)
+        await driver.play(150, gop=30)  # 10 s
+        # then exactly the keyframes were converted; the P-frames were never touched
+        assert driver.seqs() == [1, 31, 61, 91, 121]
+        assert gate.drops.snapshot() == {"not_sampled": 145}
+
+    async def test_a_keyframe_missed_while_busy_is_counted(self) -> None:
+        gate = FrameGate(DropPolicy.KEYFRAME_BURST, analysis_fps=5)
+        driver = Driver(gate, work_s=2.5)  # longer than a GOP: every other keyframe finds it busy
+        await driver.play(180, gop=30)
+        assert driver.seqs() == [1, 61, 121]
+        assert gate.drops.get(DropReason.BUSY) == 3
+        assert accounted(gate, driver) == 180
+
+    async def test_all_keyframes_stream_is_capped_at_analysis_fps(self) -> None:
+        # given an MJPEG-like stream where every frame is a keyframe
+        gate = FrameGate(DropPolicy.KEYFRAME_BURST, analysis_fps=5)
+        driver = Driver(gate)
+        await driver.play(90, gop=1)
+        # then it is analysed like `latest`: 5 FPS, not 15
+        assert 29 <= len(driver.received) <= 31
+        assert accounted(gate, driver) == 90
+
+    async def test_a_burst_is_followed_at_analysis_fps_from_its_newest_frame(self) -> None:
+        gate = FrameGate(DropPolicy.KEYFRAME_BURST, analysis_fps=5)
+        driver = Driver(gate)
+        await driver.play(45, gop=30)  # calm: keyframes 1 and 31
+        assert driver.seqs() == [1, 31]
+        # when the pipeline flags a burst (an event opened) at frame 45
+        gate.set_burst(True)
+        assert gate.burst
+        driver.received.clear()
+        await driver.play(30, gop=30, first=46, start=103.0)
+        # then the very next frame is analysed and then one in three, keyframe or not, like `latest`
+        assert driver.seqs()[0] == 46
+        assert set(np.diff(driver.seqs()).tolist()) <= {2, 3, 4} and len(driver.received) >= 9
+        # and when the burst ends, back to keyframes only
+        gate.set_burst(False)
+        driver.received.clear()
+        await driver.play(60, gop=30, first=76, start=105.0)
+        assert driver.seqs() == [91, 121]
+
+    async def test_without_keyframe_information_a_frame_per_gap_is_still_analysed(self) -> None:
+        # given a source that cannot tell keyframes (key=None), 25 s of frames
+        gate = FrameGate(DropPolicy.KEYFRAME_BURST, analysis_fps=5)
+        driver = Driver(gate)
+        await driver.play(375)
+        # then the camera is not left unanalysed: one frame every KEYFRAME_MAX_GAP_S
+        gaps = np.diff([f.captured_at for f in driver.received])
+        assert len(driver.received) == 2 and all(g == pytest.approx(KEYFRAME_MAX_GAP_S) for g in gaps)
+        assert driver.received[0].captured_at == pytest.approx(100.0 + KEYFRAME_MAX_GAP_S)
+        assert accounted(gate, driver) == 375
+
+    async def test_burst_flag_is_harmless_under_other_policies(self) -> None:
+        gate = FrameGate(DropPolicy.EVERY_NTH, every_n=4)
+        gate.set_burst(True)
+        driver = Driver(gate)
+        await driver.play(20, gop=30)
+        assert driver.seqs() == [4, 8, 12, 16, 20]
+        assert not FrameGate().needs_keyframes and FrameGate("keyframe_burst").needs_keyframes
+
+
 class TestHandOff:
     async def test_close_wakes_the_waiting_consumer(self) -> None:
         gate = FrameGate()
@@ -164,7 +235,7 @@ class TestHandOff:
         with pytest.raises(ValueError):
             FrameGate(DropPolicy.EVERY_NTH, every_n=0)
         with pytest.raises(ValueError):
-            FrameGate("keyframe_burst")
+            FrameGate("keyframes")
 
 
 class TestDropCounter:

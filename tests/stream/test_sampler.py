@@ -13,6 +13,7 @@ from app.stream.drop_policy import DropCounter, DropReason, FrameGate
 from app.stream.frame import Frame
 from app.stream.sampler import Sampler
 from app.stream.source import OpenCVSource
+from tests.fixtures.rtsp import RtspServer
 
 IMAGE = np.zeros((4, 4, 3), np.uint8)
 
@@ -115,3 +116,29 @@ async def wait_until(condition: object, timeout: float = 10.0) -> None:
     while not condition():  # type: ignore[operator]
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
+
+
+class TestKeyframeBurstOnRtsp:
+    async def test_calm_takes_keyframes_and_a_burst_follows_the_stream(
+        self, rtsp_server: RtspServer, settings: Settings
+    ) -> None:
+        # given the fixture camera: x264 at 15 FPS with a keyframe every 30 frames (key-int-max = 2 x FPS)
+        source = OpenCVSource(8, rtsp_server.url(1), settings)
+        sampler = Sampler(source, analysis_fps=5, policy="keyframe_burst")
+        source.start()
+        try:
+            # when calm, then the consumer is handed exactly one frame per GOP: FFmpeg's key flag works
+            calm = [await asyncio.wait_for(anext(sampler), 15.0) for _ in range(3)]
+            assert np.diff([f.seq for f in calm]).tolist() == [30, 30]
+            # when a burst is flagged, frames follow at the analysis rate, keyframes or not
+            sampler.set_burst(True)
+            burst = [await asyncio.wait_for(anext(sampler), 10.0) for _ in range(6)]
+            gaps = np.diff([calm[-1].seq] + [f.seq for f in burst]).tolist()
+            assert max(gaps) < 30 and any(g % 30 for g in gaps)
+            # and only the analysed frames were ever converted; the rest were decoded and counted
+            status = source.status()
+            assert status.frames_converted == 9
+            assert status.drops[DropReason.NOT_SAMPLED] >= burst[-1].seq - 10
+        finally:
+            sampler.close()
+            await source.aclose()
