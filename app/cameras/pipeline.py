@@ -110,6 +110,8 @@ class CameraPipeline:
             self._publish_detections(frame, result)
             for finding in result.findings:
                 await self.episodes.apply(finding, frame.captured_at, frame.image)
+            # keyframe_burst: every frame at analysis_fps while an event is open, keyframes otherwise
+            self.sampler.set_burst(bool(self.episodes.open_events))
 
     async def _feed_live(self) -> None:
         """Pass the live view's wish for frames to the source, and the source's newest frame to the hub.
