@@ -112,7 +112,7 @@ async def run_one(
             AlertEngine(sessionmaker, on_alert=dispatcher.wake) as alerts,
         ):
             bus.subscribe("alerts", alerts.consider)
-            profiler = cProfile.Profile() if profile is not None else None
+            profiler = cProfile.Profile(time.thread_time) if profile is not None else None
             if profiler is not None:
                 profiler.enable()
             t0 = time.perf_counter()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ class DispatchPolicy:
     breaker_reset_s: float = 10.0
     idle_poll_s: float = 5.0  # safety net for rows other processes insert (PostgreSQL)
     digest_max: int = 500  # alerts in one digest POST at most
+    gather_s: float = 0.01  # after a wake-up, wait this long for more rows before claiming
+    record_gather_s: float = 0.05  # outcomes written together (a crash before: re-sent, same key)
+    targets_ttl_s: float = 5.0  # webhooks cached between claims (this process's edits invalidate)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> Self:
@@ -99,6 +103,9 @@ class WebhookDispatcher:
         self.sender: WebhookSender | None = None
         self.sent = 0  # deliveries this dispatcher made (POSTs, retries inside one counted once)
         self._recorder: OutcomeRecorder | None = None
+        self._target_cache: dict[int, Target] = {}
+        self._targets_loaded_at: float | None = None
+        self._next_due: datetime | None = None  # noted by the last claim round that went idle
 
     async def __aenter__(self) -> Self:
         self._client = httpx.AsyncClient(
@@ -123,6 +130,7 @@ class WebhookDispatcher:
             self._sessionmaker,
             attempts_per_claim=self.policy.attempts,
             backoff_initial_s=self.policy.backoff_initial_s,
+            gather_s=self.policy.record_gather_s,
             max_backoff_s=self.policy.max_backoff_s,
             now=self._now,
             on_recovered=self.wake,
@@ -170,23 +178,29 @@ class WebhookDispatcher:
         while True:
             self._wake.clear()
             try:
-                claimed = await self._claim_round()
+                more = await self._claim_round()
                 failures.reset()
             except Exception:
                 log.exception("claiming deliveries failed")
                 await asyncio.sleep(failures.next_delay())
                 continue
-            if claimed:
+            if more:  # a limit was reached: claim again at once
                 continue
-            timeout = await self._idle_timeout()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            if not self._wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._idle_timeout())
+            if self._wake.is_set() and self.policy.gather_s > 0:
+                # woken by a commit: let the next few land too, so one claim takes them all (a storm
+                # costs a claim per few ms, not one per alert)
+                await asyncio.sleep(self.policy.gather_s)
 
-    async def _claim_round(self) -> int:
+    async def _claim_round(self) -> bool:
+        """Claim what is due, in one transaction; True when a limit was reached (more may be due).
+        Otherwise the same transaction notes when the next row falls due, for the idle sleep."""
         free = self.policy.concurrency - len(self._in_flight)
         self._starved = free <= 0
         if free <= 0:
-            return 0
+            return False
         now = self._now()
         lease_until = now + timedelta(seconds=self.policy.lease_s)
         deliveries: list[Delivery] = []
@@ -199,35 +213,49 @@ class WebhookDispatcher:
                 rows = await repo.claim_probe(self.owner, webhook_id, now, lease_until)
                 if rows:
                     self.breaker(webhook_id).begin_probe()
-                    deliveries += self._group(rows, targets)
-            immediate = await repo.claim(
+                    deliveries += self._group(rows, await self._targets_of(session, rows))
+            claimed = await repo.claim_due(
                 self.owner,
                 now,
                 lease_until,
-                priority=AlertPriority.immediate,
-                limit=free,
-                exclude_webhooks=exclude,
+                {AlertPriority.immediate: free, AlertPriority.digest: self.policy.digest_max},
+                exclude,
             )
-            digest = await repo.claim(
-                self.owner,
-                now,
-                lease_until,
-                priority=AlertPriority.digest,
-                limit=self.policy.digest_max,
-                exclude_webhooks=exclude,
-            )
-            deliveries += self._group(immediate + digest, targets)
+            immediate = sum(r.priority == AlertPriority.immediate for r in claimed)
+            more = immediate >= free or len(claimed) - immediate >= self.policy.digest_max
+            if not more:
+                self._next_due = await repo.next_due(now, exclude)
+            deliveries += self._group(claimed, await self._targets_of(session, claimed))
         for delivery in deliveries:
             task = spawn(
                 self._deliver(delivery), name=f"argus.webhook:{delivery.target.id}:{delivery.key[:8]}"
             )
             self._in_flight.add(task)
             task.add_done_callback(self._done)
-        return len(deliveries)
+        return more
+
+    def invalidate(self) -> None:
+        """Webhooks changed through the API: read them again before the next claim."""
+        self._targets_loaded_at = None
 
     async def _targets(self, session: AsyncSession) -> dict[int, Target]:
-        rows = (await session.execute(select(Webhook))).scalars().all()
-        return {w.id: Target(w.id, w.name, w.url, w.secret, w.timeout_s, w.enabled) for w in rows}
+        """Webhooks, cached for `targets_ttl_s` (another process's edits show within it; this one's
+        API calls `invalidate`). Claims exclude the disabled and blocked ones."""
+        loaded = self._targets_loaded_at
+        if loaded is None or time.monotonic() - loaded >= self.policy.targets_ttl_s:
+            rows = (await session.execute(select(Webhook))).scalars().all()
+            self._target_cache = {
+                w.id: Target(w.id, w.name, w.url, w.secret, w.timeout_s, w.enabled) for w in rows
+            }
+            self._targets_loaded_at = time.monotonic()
+        return self._target_cache
+
+    async def _targets_of(self, session: AsyncSession, rows: list[Alert]) -> dict[int, Target]:
+        """The targets of claimed rows; a webhook newer than the cache means reading them again."""
+        if any(r.webhook_id not in self._target_cache for r in rows):
+            self.invalidate()
+            return await self._targets(session)
+        return self._target_cache
 
     @staticmethod
     def _group(rows: list[Alert], targets: dict[int, Target]) -> list[Delivery]:
@@ -248,14 +276,12 @@ class WebhookDispatcher:
         if self._starved:
             self._wake.set()
 
-    async def _idle_timeout(self) -> float:
-        now = self._now()
-        blocked = [i for i, b in self.breakers.items() if b.blocked()]
-        async with self._sessionmaker() as session:
-            due = await OutboxRepository(session).next_due(now, blocked)
+    def _idle_timeout(self) -> float:
+        """Until the next row falls due (noted by the last claim round), a breaker's probe, or the
+        safety-net poll for rows other processes insert."""
         waits = [self.policy.idle_poll_s]
-        if due is not None:
-            waits.append((due - now).total_seconds())
+        if not self._starved and self._next_due is not None:  # starved: a finished delivery wakes us
+            waits.append((self._next_due - self._now()).total_seconds())
         for b in self.breakers.values():
             if b.blocked() and b.state == "open":
                 waits.append(b.probe_at - b.clock())

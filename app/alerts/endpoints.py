@@ -47,6 +47,9 @@ async def _committed(session: SessionDep, rt: RuntimeDep) -> None:
     engine = rt.parts.get("alerts")
     if engine is not None:
         engine.invalidate()
+    dispatcher = rt.parts.get("alert_dispatcher")
+    if dispatcher is not None:
+        dispatcher.invalidate()
 
 
 @webhooks.get("", summary="List webhooks (secrets are never returned)")

@@ -89,6 +89,7 @@ class AlertEngine:
         self._seen: OrderedDict[tuple[int, str], None] = OrderedDict()
         self._rules: list[RuleSpec] = []
         self._enabled_webhooks: set[int] = set()
+        self._cameras: dict[int, tuple[str | None, str | None]] = {}  # id -> (name, url), with the rules
         self._rules_loaded_at: float | None = None
         self._task: asyncio.Task[Any] | None = None
         self.spill = AlertSpill(spill_dir)  # None: rejected rows are only logged (in full)
@@ -216,29 +217,40 @@ class AlertEngine:
         if plan.rows and self.on_alert is not None:
             self.on_alert()
 
-    async def _read(self, batch: list[NewEvent]) -> dict[int, tuple[str, str]] | None:
-        """Rules (cached), alerted pairs and cameras of the batch; None when there are no rules."""
+    async def _read(self, batch: list[NewEvent]) -> dict[int, tuple[str | None, str | None]] | None:
+        """Rules and cameras (cached together for `rules_ttl_s`) and the alerted pairs of the batch's
+        updates; None when there are no rules. A batch of new events with known cameras reads nothing."""
+        later = [e.id for e in batch if e.phase is not Phase.open]
+        wanted = {e.camera_id for e in batch if e.camera_id is not None}
+        if self._rules_fresh() and not later and wanted <= self._cameras.keys():
+            return self._cameras if self._rules else None
         async with self._sessionmaker() as session:
-            await self._refresh_rules(session)
+            if not self._rules_fresh():
+                await self._refresh_rules(session)
             if not self._rules:
                 return None
             repo = OutboxRepository(session)
-            later = [e.id for e in batch if e.phase is not Phase.open]
             for rule_id, event_id in await repo.alerted_pairs(later):
                 self._remember(rule_id, event_id)
-            return await repo.cameras(e.camera_id for e in batch if e.camera_id is not None)
+            missing = wanted - self._cameras.keys()
+            if missing:
+                found = await repo.cameras(missing)
+                self._cameras.update({i: found.get(i, (None, None)) for i in missing})
+            return self._cameras
+
+    def _rules_fresh(self) -> bool:
+        loaded = self._rules_loaded_at
+        return loaded is not None and self._clock() - loaded < self._rules_ttl_s
 
     async def _refresh_rules(self, session: AsyncSession) -> None:
-        now = self._clock()
-        if self._rules_loaded_at is not None and now - self._rules_loaded_at < self._rules_ttl_s:
-            return
         rows = (await session.execute(select(AlertRule).where(AlertRule.enabled))).scalars().all()
         hooks = (await session.execute(select(Webhook.id).where(Webhook.enabled))).scalars().all()
         self._rules = [RuleSpec.from_row(r) for r in rows]
         self._enabled_webhooks = set(hooks)
-        self._rules_loaded_at = now
+        self._cameras = {}  # names and URLs are re-read with the rules: a rename shows within the TTL
+        self._rules_loaded_at = self._clock()
 
-    def _plan(self, batch: list[NewEvent], cameras: dict[int, tuple[str, str]]) -> Plan:
+    def _plan(self, batch: list[NewEvent], cameras: dict[int, tuple[str | None, str | None]]) -> Plan:
         plan = Plan()
         now = self._now()
         for event in batch:
@@ -273,7 +285,7 @@ class AlertEngine:
         rule: RuleSpec,
         event: NewEvent,
         webhook_id: int,
-        cameras: dict[int, tuple[str, str]],
+        cameras: dict[int, tuple[str | None, str | None]],
         now: datetime,
     ) -> dict[str, Any]:
         alert_id = uuid.uuid4().hex
@@ -303,7 +315,7 @@ class AlertEngine:
         alert_id: str,
         rule: RuleSpec,
         event: NewEvent,
-        cameras: dict[int, tuple[str, str]],
+        cameras: dict[int, tuple[str | None, str | None]],
         now: datetime,
         priority: AlertPriority,
     ) -> dict[str, Any]:

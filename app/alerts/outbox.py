@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select, update
+from sqlalchemy import Select, and_, case, func, insert, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts.digest import new_digest_id
@@ -54,8 +54,10 @@ class OutboxRepository(RepositoryBase[Alert]):
     model = Alert
 
     async def add_many(self, rows: Iterable[dict[str, Any]]) -> None:
-        self.session.add_all([Alert(**row) for row in rows])
-        await self.session.flush()
+        """One executemany INSERT (Core): no ORM objects built only to be flushed and thrown away."""
+        values = list(rows)
+        if values:
+            await self.session.execute(insert(Alert.__table__), values)
 
     async def add_suppressed(self, counts: dict[str, int]) -> None:
         for alert_id, n in counts.items():
@@ -92,13 +94,38 @@ class OutboxRepository(RepositoryBase[Alert]):
         exclude_webhooks: Sequence[int] = (),
     ) -> list[Alert]:
         """Due rows of one priority, leased to `owner`; digest rows get one digest_id per webhook."""
-        stmt = select(Alert.id).where(
-            _claimable(now), Alert.next_attempt_at <= now, Alert.priority == priority
-        )
-        if exclude_webhooks:
-            stmt = stmt.where(Alert.webhook_id.not_in(list(exclude_webhooks)))
-        stmt = stmt.order_by(Alert.next_attempt_at, Alert.id).limit(limit)
-        return await self._lease(stmt, owner, now, lease_until)
+        return await self.claim_due(owner, now, lease_until, {priority: limit}, exclude_webhooks)
+
+    async def claim_due(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limits: Mapping[AlertPriority, int],
+        exclude_webhooks: Sequence[int] = (),
+    ) -> list[Alert]:
+        """Due rows of each priority (up to its limit), leased to `owner` in one UPDATE ... RETURNING.
+
+        Each priority's candidates are a locking subquery (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so
+        one statement claims immediate and digest rows alike instead of one round trip per priority.
+        """
+        exclude = list(exclude_webhooks)
+        parts = []
+        for priority, limit in limits.items():
+            if limit <= 0:
+                continue
+            stmt = select(Alert.id).where(
+                _claimable(now), Alert.next_attempt_at <= now, Alert.priority == priority
+            )
+            if exclude:
+                stmt = stmt.where(Alert.webhook_id.not_in(exclude))
+            stmt = stmt.order_by(Alert.next_attempt_at, Alert.id).limit(limit)
+            # materialised: evaluated once, never re-run per row (it would then see this UPDATE's leases)
+            due = stmt.with_for_update(skip_locked=True).cte(f"due_{priority}")
+            parts.append(select(due.prefix_with("MATERIALIZED", dialect="postgresql").c.id))
+        if not parts:
+            return []
+        return await self._take(Alert.id.in_(union_all(*parts)), owner, now, lease_until)
 
     async def claim_probe(
         self, owner: str, webhook_id: int, now: datetime, lease_until: datetime
@@ -125,9 +152,13 @@ class OutboxRepository(RepositoryBase[Alert]):
         ids = list((await self.session.execute(candidates.with_for_update(skip_locked=True))).scalars())
         if not ids:
             return []
+        return await self._take(Alert.id.in_(ids), owner, now, lease_until)
+
+    async def _take(self, which: Any, owner: str, now: datetime, lease_until: datetime) -> list[Alert]:
+        """Lease the rows `which` selects that are still claimable (the guard re-checked under lock)."""
         stmt = (
             update(Alert)
-            .where(Alert.id.in_(ids), _claimable(now))
+            .where(which, _claimable(now))
             .values(claimed_until=lease_until, claimed_by=owner)
             .returning(Alert)
         )
@@ -147,7 +178,8 @@ class OutboxRepository(RepositoryBase[Alert]):
             digest_id = new_digest_id()
             for row in group:
                 row.digest_id = digest_id
-        await self.session.flush()
+        if fresh:
+            await self.session.flush()
 
     async def finish(self, ids: Sequence[str], **values: Any) -> None:
         """Record an outcome and release the lease (attempts added, not set: rows of a digest share it)."""

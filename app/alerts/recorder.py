@@ -47,6 +47,7 @@ class OutcomeRecorder:
         max_backoff_s: float,
         now: Callable[[], datetime],
         on_recovered: Callable[[], None],
+        gather_s: float = 0.0,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._attempts_per_claim = attempts_per_claim
@@ -54,6 +55,7 @@ class OutcomeRecorder:
         self._max_backoff_s = max_backoff_s
         self._now = now
         self._on_recovered = on_recovered
+        self._gather_s = gather_s  # wait this long after the first outcome for more to share its write
         self._pending: list[Finished] = []
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
@@ -82,6 +84,8 @@ class OutcomeRecorder:
     async def _run(self) -> None:
         while True:
             await self._ready.wait()
+            if self._gather_s > 0:
+                await asyncio.sleep(self._gather_s)
             self._ready.clear()
             batch, self._pending = self._pending, []
             backoff = Backoff(initial=0.2, cap=5.0)

@@ -111,6 +111,26 @@ class TestWebhooks:
 
 
 class TestRules:
+    async def test_an_edited_url_takes_effect_at_the_next_alert(
+        self, api_client: httpx.AsyncClient, receiver: WebhookReceiver
+    ) -> None:
+        # given: a webhook that has already delivered (the dispatcher holds it in its cache)
+        hook = await make_webhook(api_client, receiver)
+        rule = {"name": "r", "webhook_ids": [hook["id"]], "dedup_window_s": 0}
+        assert (await api_client.post("/api/alert-rules", json=rule)).status_code == 201
+        await publish(api_client, event(camera_id=None))
+        await receiver.wait_until(lambda rc: len(rc.delivered) == 1)
+        with WebhookReceiver(secret=receiver.secret) as moved:
+            # when: its URL is edited through the API
+            r = await api_client.patch(f"/api/webhooks/{hook['id']}", json={"url": moved.url})
+            assert r.status_code == 200, r.text
+            second = event(camera_id=None)
+            await publish(api_client, second)
+            # then: the next alert goes to the new URL, not the cached old one
+            await moved.wait_until(lambda rc: len(rc.delivered) == 1)
+            assert moved.delivered[0].json["event"]["id"] == second.id and moved.all_signed()
+        assert len(receiver.delivered) == 1
+
     async def test_crud_with_defaults(self, api_client: httpx.AsyncClient, receiver: WebhookReceiver) -> None:
         hook = await make_webhook(api_client, receiver)
         r = await api_client.post("/api/alert-rules", json={"name": "all high", "webhook_ids": [hook["id"]]})
