@@ -47,6 +47,7 @@ from app.kit.db import create_engine, create_sessionmaker  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.models import AlertRule, Webhook  # noqa: E402
 from tests.support.server import free_port  # noqa: E402
+from tests.support.services import fresh_postgres_database, reachable  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "alerts.json"
 
@@ -177,14 +178,6 @@ async def run_one(
         await engine.dispose()
 
 
-def postgres_database(stack: ExitStack) -> str | None:
-    from tests.support.services import fresh_postgres_database, reachable
-
-    if not reachable("127.0.0.1", 5432):
-        return None
-    return stack.enter_context(fresh_postgres_database())
-
-
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Each figure's median over the runs (and the runs themselves, for the spread)."""
     lats = [r["latency_ms"] for r in runs if r["latency_ms"]]
@@ -227,15 +220,16 @@ def main() -> None:
         "databases": {},
     }
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        urls = {"sqlite": f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"}
-        pg = None if args.no_postgres else postgres_database(stack)
-        if pg:
-            urls["postgres"] = pg
-        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in urls}
+        use_pg = not args.no_postgres and reachable("127.0.0.1", 5432)
+        runs: dict[str, list[dict[str, Any]]] = {"sqlite": [], **({"postgres": []} if use_pg else {})}
         for i in range(args.runs):  # interleaved, so a burst of load on the machine hits both alike
-            for name, url in urls.items():
-                if i == 0:
-                    upgrade(url)
+            for name in runs:  # a fresh database per run: every run starts from an empty outbox
+                url = (
+                    stack.enter_context(fresh_postgres_database())
+                    if name == "postgres"
+                    else f"sqlite+aiosqlite:///{Path(tmp) / f'bench-{i}.db'}"
+                )
+                upgrade(url)
                 prof = args.profile / f"alerts-{name}-{i}.pstats" if args.profile else None
                 r = asyncio.run(run_one(url, args.rate, args.seconds, args.cameras, args.dedup, prof))
                 r["load_average"] = os.getloadavg()
