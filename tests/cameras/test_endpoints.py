@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from pathlib import Path
@@ -16,19 +15,12 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import AUTH
 from tests.support.media import write_video
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
 def clip(tmp_path: Path) -> str:
     return str(write_video(tmp_path / "quiet.avi", seconds=4))
-
-
-async def wait_for(predicate, timeout: float = 15.0, interval: float = 0.2) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 def capture_threads() -> list[str]:
@@ -112,7 +104,7 @@ class TestMasking:
         async def failed_once() -> bool:
             return (await api_client.get(f"/api/cameras/{cid}/status")).json()["last_error"] is not None
 
-        await wait_for(failed_once)
+        await eventually(failed_once, 15)
         bodies = [
             (await api_client.get("/api/cameras")).text,
             (await api_client.get(f"/api/cameras/{cid}")).text,
@@ -132,7 +124,7 @@ class TestLifecycle:
             status = (await api_client.get(f"/api/cameras/{cam['id']}/status")).json()
             return status["state"] == "streaming" and status["frames_analyzed"] > 0
 
-        await wait_for(streaming)
+        await eventually(streaming, 15)
         snap = await api_client.get(f"/api/cameras/{cam['id']}/snapshot.jpg")
         assert snap.status_code == 200
         assert snap.content[:2] == b"\xff\xd8"
@@ -190,7 +182,7 @@ class TestLifecycle:
         async def has_snapshot() -> bool:
             return (await api_client.get(f"/api/cameras/{cam['id']}/snapshot.jpg")).status_code == 200
 
-        await wait_for(has_snapshot)
+        await eventually(has_snapshot, 15)
         await api_client.patch(f"/api/cameras/{cam['id']}", json={"enabled": False})
         assert (await api_client.get(f"/api/cameras/{cam['id']}/snapshot.jpg")).status_code == 404
 

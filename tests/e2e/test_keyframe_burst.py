@@ -7,18 +7,11 @@ import asyncio
 import httpx
 
 from tests.fixtures.rtsp import RtspServer
+from tests.support.waiting import eventually
 
 
 async def status(api: httpx.AsyncClient, camera_id: int) -> dict:  # type: ignore[type-arg]
     return (await api.get(f"/api/cameras/{camera_id}/status")).json()  # type: ignore[no-any-return]
-
-
-async def until(predicate, timeout: float):  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (result := await predicate()):
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.25)
-    return result
 
 
 async def test_calm_keyframes_then_burst_while_the_event_is_open(
@@ -34,7 +27,7 @@ async def test_calm_keyframes_then_burst_while_the_event_is_open(
         s = await status(app_client, cam["id"])
         return s if s["frames_analyzed"] >= 8 else None
 
-    calm = await until(warmed, 60)
+    calm = await eventually(warmed, 60)
     # then: while calm, about one frame in 30 is analysed; the rest are decoded but never converted
     assert calm["frames_dropped"].get("not_sampled", 0) >= 15 * calm["frames_analyzed"]
 
@@ -45,7 +38,7 @@ async def test_calm_keyframes_then_burst_while_the_event_is_open(
         r = await app_client.get("/api/events", params={"camera_id": cam["id"], "type": "anomaly"})
         return bool(r.json()["items"])
 
-    await until(event_open, 60)
+    await eventually(event_open, 60)
     before = (await status(app_client, cam["id"]))["frames_analyzed"]
     await asyncio.sleep(3)  # a measurement window, not synchronisation: calm mode would analyse <= 2 frames
     after = (await status(app_client, cam["id"]))["frames_analyzed"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
@@ -12,6 +11,7 @@ from app.config import Settings
 from app.main import create_app
 from tests.conftest import AUTH, make_settings
 from tests.fixtures.rtsp import RtspServer
+from tests.support.waiting import eventually
 from tests.support.webhook_receiver import WebhookReceiver
 
 
@@ -19,14 +19,6 @@ from tests.support.webhook_receiver import WebhookReceiver
 def settings_fast_digest(tmp_path: Path) -> Settings:
     """Low/medium alerts go out in a 1-s digest, so whatever severity the VAD gives arrives quickly."""
     return make_settings(tmp_path / "data", digest_interval_s=1.0)
-
-
-async def poll(fn, timeout: float):  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (result := await fn()):
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.3)
-    return result
 
 
 async def test_motion_on_rtsp_camera_reaches_webhook(
@@ -53,7 +45,7 @@ async def test_motion_on_rtsp_camera_reaches_webhook(
                     status = (await api.get(f"/api/cameras/{cam['id']}/status")).json()
                     return status["state"] == "streaming" and status["frames_analyzed"] >= 40
 
-                await poll(settled, 60)
+                await eventually(settled, 60)
 
                 # when: the scene starts moving (the camera reconnects to a moving ball)
                 server.switch("ball")
@@ -62,7 +54,7 @@ async def test_motion_on_rtsp_camera_reaches_webhook(
                     r = await api.get("/api/events", params={"camera_id": cam["id"], "type": "anomaly"})
                     return r.json()["items"]  # type: ignore[no-any-return]
 
-                events = await poll(anomaly_events, 60)
+                events = await eventually(anomaly_events, 60)
                 await receiver.wait_until(lambda rx: bool(rx.delivered), timeout=30)
 
     # then: the stored event reached the receiver, signed, with the camera URL masked
