@@ -22,30 +22,42 @@ INFERENCE_LATENCY = Histogram(
     registry=REGISTRY,
 )
 INFERENCE_BATCH = Histogram(
-    "argus_inference_batch_size", "Requests per model run", ["model"],
-    buckets=(1, 2, 4, 8, 16, 32), registry=REGISTRY,
+    "argus_inference_batch_size",
+    "Requests per model run",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32),
+    registry=REGISTRY,
 )
 INFERENCE_QUEUE_WAIT = Histogram(
-    "argus_inference_queue_wait_seconds", "Time a request waited for its batch to start", ["model"],
-    buckets=(0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.05, 0.1, 0.5), registry=REGISTRY,
+    "argus_inference_queue_wait_seconds",
+    "Time a request waited for its batch to start",
+    ["model"],
+    buckets=(0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.05, 0.1, 0.5),
+    registry=REGISTRY,
 )
 ANALYZER_SKIPPED = Counter(
-    "argus_analyzer_skipped", "Analyzer runs skipped for a frame, by reason (timeout, error, dependency)",
-    ["camera", "analyzer", "reason"], registry=REGISTRY,
+    "argus_analyzer_skipped",
+    "Analyzer runs skipped for a frame, by reason (timeout, error, dependency)",
+    ["camera", "analyzer", "reason"],
+    registry=REGISTRY,
 )
 
 EVENTS = Counter("argus_events", "Events produced", ["type", "severity"], registry=REGISTRY)
 LOGGER_BUFFER = Gauge("argus_event_logger_buffer", "Events waiting to be written", registry=REGISTRY)
 LOGGER_FLUSH = Histogram(
-    "argus_event_logger_flush_seconds", "Event logger flush latency",
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0), registry=REGISTRY,
+    "argus_event_logger_flush_seconds",
+    "Event logger flush latency",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+    registry=REGISTRY,
 )
 LOGGER_SPILLED = Counter("argus_event_logger_spilled", "Events spilled to file", registry=REGISTRY)
 
 ALERTS = Counter("argus_alerts", "Alerts created", ["priority"], registry=REGISTRY)
 ALERTS_SUPPRESSED = Counter("argus_alerts_suppressed", "Alerts suppressed by dedup", registry=REGISTRY)
 ALERTS_DROPPED = Counter(
-    "argus_alerts_dropped", "Alert rows or events the engine could not write (logged)", ["reason"],
+    "argus_alerts_dropped",
+    "Alert rows or events the engine could not write (logged)",
+    ["reason"],
     registry=REGISTRY,
 )
 DELIVERIES = Counter("argus_webhook_deliveries", "Webhook delivery attempts", ["outcome"], registry=REGISTRY)

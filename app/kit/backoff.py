@@ -27,4 +27,4 @@ class Backoff:
 
 def delay_for(attempt: int, initial: float, cap: float, factor: float = 2.0) -> float:
     """Delay before retry number `attempt` (0-based), without keeping state (outbox rows store attempts)."""
-    return min(cap, initial * factor**max(0, attempt))
+    return min(cap, initial * factor ** max(0, attempt))
