@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.media import write_video
+from tests.support.waiting import eventually
 
 
 async def events_of(client: httpx.AsyncClient, camera_id: int) -> list[dict]:  # type: ignore[type-arg]
@@ -16,8 +17,9 @@ async def events_of(client: httpx.AsyncClient, camera_id: int) -> list[dict]:  #
     return r.json()["items"]  # type: ignore[no-any-return]
 
 
-async def analysed(client: httpx.AsyncClient, camera_id: int) -> int:
-    return int((await client.get(f"/api/cameras/{camera_id}/status")).json()["frames_analyzed"])
+async def has_analysed(client: httpx.AsyncClient, camera_id: int, frames: int) -> bool:
+    status = (await client.get(f"/api/cameras/{camera_id}/status")).json()
+    return int(status["frames_analyzed"]) >= frames
 
 
 async def test_motion_burst_raises_one_event(app_client: httpx.AsyncClient, tmp_path: Path) -> None:
@@ -26,16 +28,15 @@ async def test_motion_burst_raises_one_event(app_client: httpx.AsyncClient, tmp_
     cam = (await app_client.post("/api/cameras", json={"name": "burst", "url": str(clip)})).json()
 
     # when: the burst has passed and the score has settled (analysed frames cover ~12 s of video)
-    deadline = asyncio.get_running_loop().time() + 40
-    while await analysed(app_client, cam["id"]) < 60:
-        assert asyncio.get_running_loop().time() < deadline, "camera did not analyse 60 frames"
-        await asyncio.sleep(0.5)
+    await eventually(lambda: has_analysed(app_client, cam["id"], 60), 40)
     await app_client.patch(f"/api/cameras/{cam['id']}", json={"enabled": False})  # closes open episodes
 
     # then: one episode, opened during the burst, closed, with a snapshot on disk
-    while not (events := await events_of(app_client, cam["id"])) or events[0]["ended_at"] is None:
-        assert asyncio.get_running_loop().time() < deadline, f"no closed event stored: {events}"
-        await asyncio.sleep(0.2)
+    async def closed_events() -> list[dict]:  # type: ignore[type-arg]
+        events = await events_of(app_client, cam["id"])
+        return events if events and events[0]["ended_at"] is not None else []
+
+    events = await eventually(closed_events, 20)
     assert len(events) == 1, events
     event = events[0]
     assert event["ended_at"] is not None
@@ -48,10 +49,7 @@ async def test_motion_burst_raises_one_event(app_client: httpx.AsyncClient, tmp_
 async def test_static_scene_raises_nothing(app_client: httpx.AsyncClient, tmp_path: Path) -> None:
     clip = write_video(tmp_path / "static.avi", seconds=10)
     cam = (await app_client.post("/api/cameras", json={"name": "static", "url": str(clip)})).json()
-    deadline = asyncio.get_running_loop().time() + 40
-    while await analysed(app_client, cam["id"]) < 40:
-        assert asyncio.get_running_loop().time() < deadline, "camera did not analyse 40 frames"
-        await asyncio.sleep(0.5)
+    await eventually(lambda: has_analysed(app_client, cam["id"], 40), 40)
     await app_client.patch(f"/api/cameras/{cam['id']}", json={"enabled": False})
     await asyncio.sleep(1.5)  # a logger flush interval: an event would be stored by now
     assert await events_of(app_client, cam["id"]) == []
