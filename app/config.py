@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
-    database_url: str = "sqlite+aiosqlite:///./data/argus.db"
+    database_url: str = ""  # empty: DATA_DIR/argus.db, so it follows DATA_DIR (and its volume)
     data_dir: Path = Path("./data")
     api_keys: str = ""  # comma-separated static keys, in addition to keys stored in the api_keys table
     auto_migrate: bool = True  # upgrade an embedded SQLite schema at start (PostgreSQL never auto-migrates)
@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     event_flush_size: int = Field(10, ge=1)
     event_flush_interval_s: float = Field(1.0, gt=0)
     event_buffer_max: int = Field(10_000, ge=10)
+    ingest_max_batch: int = Field(256, ge=1)  # POST /api/events committed together (1: a commit each)
+    ingest_max_wait_ms: float = Field(2.0, ge=0)  # a lone ingest waits this long for others to join
 
     # Alerts and webhooks
     dedup_window_s: float = Field(15.0, ge=0)
@@ -74,6 +76,12 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, v: Path) -> Path:
         return v.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url.strip():
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'argus.db'}"
+        return self
 
     @property
     def static_api_keys(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""/api/health: public liveness with a DB ping and a summary of cameras and models."""
+"""/api/health: public liveness with a DB ping, failing writes, and a summary of cameras and models."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from app import __version__
 from app.deps import RuntimeDep
+from app.lifespan import Runtime
 
 router = APIRouter(tags=["health"])
 
@@ -21,17 +22,32 @@ async def health(rt: RuntimeDep) -> dict[str, Any]:
             await conn.execute(text("SELECT 1"))
     except Exception:
         db_ok = False
-    status = "ok" if db_ok else "degraded"
+    reasons = [] if db_ok else ["database: not reachable"]
+    reasons += write_problems(rt)
+    status = "degraded" if reasons else "ok"
     body: dict[str, Any] = {"status": status, "version": __version__, "database": db_ok}
+    if reasons:
+        body["reasons"] = reasons
     manager = rt.parts.get("manager")
     if manager is not None:
         body["cameras"] = manager.summary()
     pool = rt.parts.get("pool")
     if pool is not None:
         body["models"] = pool.summary()
-    for name in ("event_logger", "alerts"):
+    for name in ("event_logger", "ingest", "alerts"):
         part = rt.parts.get(name)
         if part is not None:
             body[name] = part.stats()
     body["bus"] = rt.bus.stats()
     return body
+
+
+def write_problems(rt: Runtime) -> list[str]:
+    """A database that answers SELECT 1 may still refuse every write (corrupt file, read-only, disk
+    full): each writer reports the error of its last failed write until one succeeds again."""
+    problems = []
+    for name, what in (("event_logger", "event writes"), ("ingest", "ingest"), ("alerts", "alert writes")):
+        error = getattr(rt.parts.get(name), "write_error", None)
+        if error:
+            problems.append(f"{what} failing: {error}")
+    return problems

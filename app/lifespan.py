@@ -6,6 +6,7 @@ the publisher.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -23,6 +24,7 @@ from app.cameras.manager import MultiCameraManager
 from app.cameras.pipeline import PipelineDeps
 from app.config import Settings
 from app.events.bus import EventBus
+from app.events.ingest import IngestCommitter
 from app.events.logger import AsyncEventLogger
 from app.events.types import NewEvent, Phase
 from app.inference.pool import ResourcePool
@@ -110,6 +112,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         bus.subscribe("alerts", alert_engine.consider)
         parts["alert_dispatcher"] = dispatcher
         parts["alerts"] = alert_engine
+        # -- ingest (after the alert engine: it stops first, so what it commits still reaches alerts) --
+        parts["ingest"] = await stack.enter_async_context(
+            IngestCommitter(
+                sessionmaker,
+                functools.partial(bus.publish, skip=("event_logger",)),  # stored already
+                max_batch=settings.ingest_max_batch,
+                max_wait_s=settings.ingest_max_wait_ms / 1000,
+            )
+        )
         # -- live --
         hub = await stack.enter_async_context(
             LiveHub(settings.live_fps, settings.live_jpeg_quality, settings.live_max_width)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from app.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,5 +31,21 @@ def test_env_example_defaults_load(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text((ROOT / ".env.example").read_text())
     loaded = Settings(_env_file=env)  # type: ignore[call-arg]
-    assert loaded.database_url == Settings.model_fields["database_url"].default
+    assert loaded.database_url == f"sqlite+aiosqlite:///{loaded.data_dir / 'argus.db'}"
     assert loaded.live_fps == 5.0
+
+
+class TestDatabaseUrlFollowsDataDir:
+    def test_only_data_dir_set_puts_the_sqlite_file_inside_it(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv("ARGUS_DATABASE_URL", raising=False)
+        monkeypatch.setenv("ARGUS_DATA_DIR", str(tmp_path / "volume"))
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'volume' / 'argus.db'}"
+
+    def test_an_explicit_url_is_kept(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("ARGUS_DATA_DIR", str(tmp_path / "volume"))
+        monkeypatch.setenv("ARGUS_DATABASE_URL", "postgresql+asyncpg://argus@db:5432/argus")
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        assert settings.database_url == "postgresql+asyncpg://argus@db:5432/argus"

@@ -35,6 +35,7 @@ from app.alerts.rules import RuleSpec, is_immediate, matches
 from app.alerts.spill import AlertSpill
 from app.config import Settings
 from app.events.logger import is_transient
+from app.events.repository import EventRepository
 from app.events.types import NewEvent, Phase
 from app.kit.backoff import Backoff
 from app.kit.redact import mask_url
@@ -54,6 +55,7 @@ class Plan:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     suppressed: dict[str, int] = field(default_factory=dict)
+    events: dict[str, NewEvent] = field(default_factory=dict)  # the events the rows point at
     immediate: int = 0
 
 
@@ -101,6 +103,7 @@ class AlertEngine:
         self.suppressed = 0
         self.retries = 0  # transient database errors retried
         self.dropped = 0  # rows whose webhook was deleted before they were written
+        self.write_error: str | None = None  # while the database is being retried (health: degraded)
 
     @classmethod
     def from_settings(
@@ -196,10 +199,13 @@ class AlertEngine:
         backoff = Backoff(initial=self._retry_initial_s, cap=10.0, jitter=0.2)
         while True:
             try:
-                return await op()
+                result = await op()
+                self.write_error = None
+                return result
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                self.write_error = f"{what}: {_err(exc)}"
                 delay = backoff.next_delay()
                 self.retries += 1
                 log.error("alert engine: %s failed (%s); retrying in %.1fs", what, _err(exc), delay)
@@ -273,6 +279,8 @@ class AlertEngine:
                 ]
                 self.dedup.open(key, [r["id"] for r in rows])
                 plan.rows.extend(rows)
+                if rows:
+                    plan.events[event.id] = event
                 priority = rows[0]["priority"] if rows else None
                 if priority is not None:
                     ALERTS.labels(priority=priority).inc(len(rows))
@@ -346,7 +354,9 @@ class AlertEngine:
         a plan it rejects is written again without the rows whose webhook is gone, row by row, and the
         rows still rejected go to a file: one bad row never wedges the engine."""
         try:
-            await self._retrying("outbox write", lambda: self._commit(plan.rows, plan.suppressed))
+            await self._retrying(
+                "outbox write", lambda: self._commit(plan.rows, plan.suppressed, plan.events)
+            )
             return
         except Exception as exc:
             log.error(
@@ -361,7 +371,7 @@ class AlertEngine:
         bad: list[dict[str, Any]] = []
         for row in rows:
             try:
-                await self._retrying("outbox write", functools.partial(self._commit, [row], {}))
+                await self._retrying("outbox write", functools.partial(self._commit, [row], {}, plan.events))
             except Exception as exc:
                 bad.append({**row, "error": _err(exc)})
         if bad:
@@ -370,10 +380,20 @@ class AlertEngine:
         written = {r["id"] for r in rows} - {r["id"] for r in bad}
         self.dedup.forget({r["id"] for r in plan.rows} - written)
 
-    async def _commit(self, rows: list[dict[str, Any]], suppressed: dict[str, int]) -> None:
+    async def _commit(
+        self,
+        rows: list[dict[str, Any]],
+        suppressed: dict[str, int],
+        events: dict[str, NewEvent] | None = None,
+    ) -> None:
         async with write_lock(self._sessionmaker), self._sessionmaker.begin() as session:
             repo = OutboxRepository(session)
             if rows:
+                # An alert never points at an event that is not stored: a camera event may still sit in
+                # the logger's buffer (lost on a hard crash), so its row is written here if absent.
+                wanted = {r["event_id"] for r in rows}
+                found = [e.to_row() for i, e in (events or {}).items() if i in wanted]
+                await EventRepository(session).insert_missing(found)
                 await repo.add_many(rows)
             if suppressed:
                 await repo.add_suppressed(suppressed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,11 +45,14 @@ class EventBus:
             sub.task = spawn(self._drain(sub), name=f"argus.bus:{name}")
         self._subs[name] = sub
 
-    def publish(self, event: NewEvent) -> NewEvent:
-        """Non-blocking; stamps produced_at so latency can be measured end to end."""
+    def publish(self, event: NewEvent, *, skip: Collection[str] = ()) -> NewEvent:
+        """Non-blocking; stamps produced_at so latency can be measured end to end. `skip` names
+        subscribers that must not get it (the logger, for an event its publisher already stored)."""
         if not event.produced_at:
             event = event.evolve(produced_at=time.time())
         for sub in self._subs.values():
+            if sub.name in skip:
+                continue
             if sub.queue is None:
                 self._call_direct(sub, event)
                 continue

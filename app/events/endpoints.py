@@ -24,6 +24,7 @@ EventId = Annotated[
     str, Path(max_length=64, pattern=r"^[\w-]+$", examples=["3f2c9e0b7d5a4f1e9c8b6a5d4e3f2a1b"])
 ]
 _NOT_FOUND = {404: {"description": "No such event", "content": {"application/json": {}}}}
+_UNAVAILABLE = {503: {"description": "Not stored: the database cannot take writes now; retry later"}}
 _INVALID = {422: {"description": "A parameter is invalid; `field` (or `loc`) names it"}}
 
 
@@ -96,15 +97,20 @@ async def get_snapshot(event_id: EventId, session: SessionDep, rt: RuntimeDep, _
     status_code=202,
     summary="Ingest an event from another system",
     description=(
-        "For door sensors, access control, scripts. The event goes the same way as a pipeline event "
-        "(logger, alert rules, live feed); the stored row appears after the next logger flush (~1 s). "
-        "`camera_id`, when given, must name an existing camera."
+        "For door sensors, access control, scripts. 202 means stored: the answer comes once the event "
+        "is committed (requests arriving together share one commit), and only then does it go on to "
+        "alert rules and the live feed. 503 means nothing was stored (the database cannot take writes "
+        "now): retry later. `camera_id`, when given, must name an existing camera."
     ),
-    responses=_INVALID,
+    responses={**_INVALID, **_UNAVAILABLE},
 )
-async def ingest_event(body: EventIngest, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep) -> EventAccepted:
-    if body.camera_id is not None and not await EventRepository(session).camera_exists(body.camera_id):
-        raise Invalid(f"camera {body.camera_id} does not exist", field="camera_id")
+async def ingest_event(body: EventIngest, rt: RuntimeDep, _: ApiKeyDep) -> EventAccepted:
+    if body.camera_id is not None:
+        # a short session of its own: no pooled connection is held while the commit is awaited
+        async with rt.sessionmaker() as session:
+            exists = await EventRepository(session).camera_exists(body.camera_id)
+        if not exists:
+            raise Invalid(f"camera {body.camera_id} does not exist", field="camera_id")
     event = NewEvent(
         camera_id=body.camera_id,
         type=body.type,
@@ -114,7 +120,7 @@ async def ingest_event(body: EventIngest, session: SessionDep, rt: RuntimeDep, _
         data=body.data,
         source="api",
     )
-    rt.bus.publish(event)
+    await rt.ingest.submit(event)
     return EventAccepted(id=event.id)
 
 

@@ -22,7 +22,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    DatabaseError,
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
@@ -50,6 +57,8 @@ _TRANSIENT = (
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    if type(exc) is DatabaseError:  # "file is not a database", "disk image is malformed": the file is at
+        return True  # fault, not the rows; keep them (buffer, spill) until it is repaired
     return isinstance(exc, _TRANSIENT)
 
 
@@ -191,6 +200,11 @@ class AsyncEventLogger:
         self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+    @property
+    def write_error(self) -> str | None:
+        """Why the database refuses the buffer's writes right now (None while they succeed)."""
+        return self.last_error if self._failing else None
 
     def stats(self) -> dict[str, Any]:
         return {

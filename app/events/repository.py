@@ -43,14 +43,7 @@ class EventRepository(RepositoryBase[Event]):
         now = utcnow()
         params = [{**row, "created_at": now, "updated_at": now} for row in rows]
         dialect = self.session.get_bind().dialect.name
-        insert: Any
-        if dialect == "postgresql":
-            insert = postgresql.insert
-        elif dialect == "sqlite":
-            insert = sqlite.insert
-        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-            raise RuntimeError(f"unsupported database dialect {dialect}")
-        stmt = insert(Event)
+        stmt = _insert_for(dialect)(Event)
         new, old = stmt.excluded, Event.__table__.c
         set_: dict[str, Any] = {c: new[c] for c in _REPLACED}
         set_.update({c: func.coalesce(new[c], old[c]) for c in _STICKY})
@@ -62,6 +55,18 @@ class EventRepository(RepositoryBase[Event]):
         stmt = stmt.on_conflict_do_update(index_elements=[Event.id], set_=set_)
         await self.session.execute(stmt, params)
         return len(params)
+
+    async def insert_missing(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert the rows whose id is not stored yet; a stored row is left as it is (the logger's
+        upsert owns its later versions)."""
+        if not rows:
+            return
+        now = utcnow()
+        params = [{**row, "created_at": now, "updated_at": now} for row in rows]
+        stmt = _insert_for(self.session.get_bind().dialect.name)(Event).on_conflict_do_nothing(
+            index_elements=[Event.id]
+        )
+        await self.session.execute(stmt, params)
 
     async def search(
         self, flt: EventFilter, cursor: str | None, limit: int
@@ -86,6 +91,14 @@ class EventRepository(RepositoryBase[Event]):
     async def camera_exists(self, camera_id: int) -> bool:
         found = await self.session.execute(select(Camera.id).where(Camera.id == camera_id))
         return found.scalar_one_or_none() is not None
+
+
+def _insert_for(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise RuntimeError(f"unsupported database dialect {dialect}")  # pragma: no cover
 
 
 def _merged_json(dialect: str, old: Any, new: Any) -> ColumnElement[Any]:
