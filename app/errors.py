@@ -14,6 +14,9 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from app.kit.echo import safe_errors
+from app.kit.redact import mask_text
+
 
 class ArgusError(Exception):
     def __init__(self, message: str, status_code: int = 400, field: str | None = None) -> None:
@@ -53,11 +56,14 @@ def install_error_handler(app: FastAPI) -> None:
     async def handle(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ArgusError)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+        body = exc.body()
+        body["detail"] = mask_text(body["detail"])  # messages may quote a URL or a path with credentials
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     async def handle_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return JSONResponse({"detail": json_safe(exc.errors())}, status_code=422)
+        # inputs are echoed masked and cut, never whole or secret (issue 9: 20 MB and passwords came back)
+        return JSONResponse({"detail": json_safe(safe_errors(list(exc.errors())))}, status_code=422)
 
     app.add_exception_handler(ArgusError, handle)
     app.add_exception_handler(RequestValidationError, handle_validation)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
@@ -13,6 +13,9 @@ from app.kit.schemas import DbId, Schema, reject_nul, stripped_name
 
 SeverityName = Literal["low", "medium", "high", "critical"]
 StatusName = Literal["pending", "retrying", "delivered", "dead"]
+# Rules are read on every event: their lists stay short, and an event type is at most what ingest accepts.
+MAX_LIST = 256
+RuleEventType = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 def validate_webhook_url(url: str) -> str:
@@ -140,10 +143,16 @@ class AlertRuleCreate(AlertRuleFields):
     )
 
     name: str = Field(min_length=1, max_length=100)
-    camera_ids: list[DbId] = Field(default_factory=list, description="empty = every camera")
-    event_types: list[str] = Field(default_factory=list, description="empty = every type")
+    camera_ids: list[DbId] = Field(
+        default_factory=list, max_length=MAX_LIST, description="empty = every camera"
+    )
+    event_types: list[RuleEventType] = Field(
+        default_factory=list, max_length=MAX_LIST, description="empty = every type"
+    )
     min_severity: SeverityName = "high"
-    webhook_ids: list[DbId] = Field(min_length=1, description="webhooks that receive this rule's alerts")
+    webhook_ids: list[DbId] = Field(
+        min_length=1, max_length=MAX_LIST, description="webhooks that receive this rule's alerts"
+    )
     dedup_window_s: float | None = Field(
         None, ge=0, le=86_400, description="one alert per camera and type within this window (default 15)"
     )
@@ -154,10 +163,10 @@ class AlertRuleUpdate(AlertRuleFields):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"min_severity": "critical"}]})
 
     name: str | None = Field(None, min_length=1, max_length=100)
-    camera_ids: list[DbId] | None = None
-    event_types: list[str] | None = None
+    camera_ids: list[DbId] | None = Field(None, max_length=MAX_LIST)
+    event_types: list[RuleEventType] | None = Field(None, max_length=MAX_LIST)
     min_severity: SeverityName | None = None
-    webhook_ids: list[DbId] | None = Field(None, min_length=1)
+    webhook_ids: list[DbId] | None = Field(None, min_length=1, max_length=MAX_LIST)
     dedup_window_s: float | None = Field(None, ge=0, le=86_400)
     enabled: bool | None = None
 

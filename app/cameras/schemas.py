@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from app.kit.redact import mask_url
-from app.kit.schemas import Schema, reject_nul, stripped_name
+from app.kit.schemas import Schema, check_json, json_limits, json_size, reject_nul, stripped_name
 
 URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
 DropPolicyName = Literal["latest", "every_nth", "keyframe_burst"]
+MAX_OPTIONS_BYTES = 16_384  # analyzer and VAD options: free JSON, stored on the camera row
+MAX_ANALYZERS = 16
 
 
 def validate_camera_url(url: str) -> str:
@@ -43,10 +45,21 @@ class VadOptions(BaseModel):
     enabled: bool = True
     threshold: float = Field(3.0, gt=0, le=100, description="z-score over the camera's running mean")
 
+    @model_validator(mode="after")
+    def _bounded_extras(self) -> VadOptions:
+        """Extra keys are free JSON stored on the camera and served back: bounded like any free JSON."""
+        if self.model_extra:
+            check_json(self.model_extra)
+            if json_size(self.model_extra) > MAX_OPTIONS_BYTES:
+                raise ValueError(f"vad options are larger than {MAX_OPTIONS_BYTES} bytes of JSON")
+        return self
+
 
 class AnalyzerSpec(BaseModel):
-    name: str = Field(min_length=1, max_length=64, examples=["detector"])
-    options: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[\w.:-]+$", examples=["detector"])
+    options: Annotated[dict[str, Any], json_limits(MAX_OPTIONS_BYTES)] = Field(
+        default_factory=dict, description="free JSON for the analyzer: at most 16 KB and 32 levels deep"
+    )
 
 
 class CameraBase(BaseModel):
@@ -84,7 +97,9 @@ class CameraCreate(CameraBase):
     drop_policy: DropPolicyName = "latest"
     drop_every_n: int = Field(3, ge=1, le=1000, description="with drop_policy every_nth: analyse 1 in N")
     vad: VadOptions = Field(default_factory=VadOptions)
-    analyzers: list[AnalyzerSpec] = Field(default_factory=list, description="analyzers beyond VAD")
+    analyzers: list[AnalyzerSpec] = Field(
+        default_factory=list, max_length=MAX_ANALYZERS, description="analyzers beyond VAD"
+    )
 
 
 class CameraUpdate(CameraBase):
@@ -97,7 +112,7 @@ class CameraUpdate(CameraBase):
     drop_policy: DropPolicyName | None = None
     drop_every_n: int | None = Field(None, ge=1, le=1000)
     vad: VadOptions | None = None
-    analyzers: list[AnalyzerSpec] | None = None
+    analyzers: list[AnalyzerSpec] | None = Field(None, max_length=MAX_ANALYZERS)
 
 
 class CameraRead(Schema):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -14,9 +15,11 @@ from app.events.schemas import EVENT_TYPE_PATTERN, EventAccepted, EventIngest, E
 from app.events.snapshots import load_snapshot
 from app.events.types import NewEvent, Severity, utcnow
 from app.kit.repository import InvalidCursor
+from app.kit.responses import page_response, serialised
 from app.kit.schemas import CursorPage, DbId
 from app.models import Event
 
+log = logging.getLogger("argus.events")
 router = APIRouter(prefix="/api/events", tags=["events"])
 
 # Event ids are uuid hex; the pattern keeps NUL and other junk away from the database (PostgreSQL 500s).
@@ -44,6 +47,7 @@ def _utc(v: datetime | None) -> datetime | None:
         "to get the next one; it is null on the last page."
     ),
     responses=_INVALID,
+    response_model=CursorPage[EventRead],
 )
 async def list_events(
     session: SessionDep,
@@ -58,7 +62,7 @@ async def list_events(
     until: Annotated[datetime | None, Query(examples=["2026-11-24T00:00:00Z"])] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> CursorPage[EventRead]:
+) -> Response:
     since, until = _utc(since), _utc(until)
     if since is not None and until is not None and until <= since:
         raise Invalid("until must be later than since", field="until")
@@ -67,12 +71,19 @@ async def list_events(
         rows, next_cursor = await EventRepository(session).search(flt, cursor, limit)
     except InvalidCursor:
         raise Invalid("cursor is not valid: pass back a next_cursor unchanged", field="cursor") from None
-    return CursorPage[EventRead](items=[EventRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+    # a stored row that cannot be serialised is left out (and logged), never a 500 for the whole page
+    return page_response(rows, EventRead, next_cursor, log, "event")
 
 
-@router.get("/{event_id}", summary="One event", responses=_NOT_FOUND)
-async def get_event(event_id: EventId, session: SessionDep, _: ApiKeyDep) -> EventRead:
-    return EventRead.model_validate(await _get(session, event_id))
+@router.get("/{event_id}", summary="One event", responses=_NOT_FOUND, response_model=EventRead)
+async def get_event(event_id: EventId, session: SessionDep, _: ApiKeyDep) -> Response:
+    row = await _get(session, event_id)
+    done = serialised(row, EventRead, log, "event")
+    if done is None:  # logged there; the event stays visible (alerts name it), without its data
+        fields = {name: getattr(row, name) for name in EventRead.model_fields}
+        body = EventRead.model_validate({**fields, "data": {}}).model_dump_json()
+        return Response(body, media_type="application/json")
+    return Response(done[1], media_type="application/json")
 
 
 @router.get(

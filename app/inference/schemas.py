@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
+
+from app.kit.schemas import json_limits
+
+# An inline manifest is free JSON; class lists (ImageNet: 1,000 names) make it the largest one accepted.
+MAX_MANIFEST_BYTES = 262_144
+MAX_MANIFEST_ITEMS = 20_000
 
 
 class Percentiles(BaseModel):
@@ -56,7 +62,7 @@ class ModelRegister(BaseModel):
     """Either `manifest_path` (a JSON manifest on the server) or an inline `manifest` object."""
 
     manifest_path: str | None = Field(None, examples=["/srv/models/yolov8n.json"])
-    manifest: dict[str, Any] | None = Field(
+    manifest: Annotated[dict[str, Any], json_limits(MAX_MANIFEST_BYTES, MAX_MANIFEST_ITEMS)] | None = Field(
         None,
         examples=[
             {

@@ -6,6 +6,7 @@ reach the driver and come back as a 500 (SQLite OverflowError, PostgreSQL's refu
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -47,27 +48,68 @@ def stripped_name(value: str | None) -> str | None:
     return value
 
 
-def check_json(value: Any, path: str = "") -> None:
+# Free JSON from clients is stored and served back: it must stay small and shallow enough to be
+# serialised again (pydantic stops at a few hundred levels; a 637-byte, 300-deep `data` once made
+# every event listing a 500).
+MAX_JSON_DEPTH = 32
+MAX_JSON_ITEMS = 1_000  # object keys and array items, all levels together
+MAX_JSON_BYTES = 16_384
+_MAX_WHERE = 80  # error messages name the spot, shortened
+
+
+def check_json(
+    value: Any, path: str = "", *, max_depth: int = MAX_JSON_DEPTH, max_items: int = MAX_JSON_ITEMS
+) -> None:
     """Free JSON from a client: NaN/Infinity (Python's json accepts them, the stored JSON turns them into
-    null) and NUL characters (PostgreSQL refuses them) are errors naming where they are."""
-    where = path or "value"
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where} must be a finite number, not {value!r}")
-    if isinstance(value, str):
-        reject_nul(value, where)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            reject_nul(str(k), f"key {k!r} of {where}")
-            check_json(v, f"{path}.{k}" if path else str(k))
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            check_json(v, f"{path}[{i}]")
+    null), NUL characters (PostgreSQL refuses them), more than `max_depth` levels or `max_items` keys and
+    items are errors naming where they are. Iterative, so no input can exhaust the stack."""
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    items = 0
+    while stack:
+        value, path, depth = stack.pop()
+        where = _short(path) or "value"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{where} must be a finite number, not {value!r}")
+        if isinstance(value, str):
+            reject_nul(value, where)
+            continue
+        if not isinstance(value, (dict, list, tuple)):
+            continue
+        if depth >= max_depth:
+            raise ValueError(f"{where} is nested deeper than {max_depth} levels")
+        items += len(value)
+        if items > max_items:
+            raise ValueError(f"more than {max_items} keys and items in all (at {where})")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                reject_nul(str(k), f"key {_short(str(k))!r} of {where}")
+                stack.append((v, f"{path}.{k}" if path else str(k), depth + 1))
+        else:
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
 
 
-def _checked_json(value: dict[str, Any]) -> dict[str, Any]:
-    check_json(value)
-    return value
+def _short(path: str) -> str:
+    return path if len(path) <= _MAX_WHERE else f"...{path[-_MAX_WHERE:]}"
 
 
-JsonObject = Annotated[dict[str, Any], AfterValidator(_checked_json)]
-"""A free JSON object from a client, with finite numbers and no NUL characters."""
+def json_size(value: Any) -> int:
+    """Bytes of compact JSON (call after check_json: it bounds the depth json.dumps recurses to)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+
+
+def json_limits(max_bytes: int = MAX_JSON_BYTES, max_items: int = MAX_JSON_ITEMS) -> AfterValidator:
+    """Validator for a free JSON value: checked as check_json does, and at most `max_bytes` of JSON.
+    Use as `Annotated[dict[str, Any], json_limits(4096)]`."""
+
+    def checked(value: Any) -> Any:
+        check_json(value, max_items=max_items)
+        if json_size(value) > max_bytes:
+            raise ValueError(f"larger than {max_bytes} bytes of JSON")
+        return value
+
+    return AfterValidator(checked)
+
+
+JsonObject = Annotated[dict[str, Any], json_limits()]
+"""A free JSON object from a client: finite numbers, no NUL characters, at most 32 levels, 1,000 keys and
+items and 16 KB of JSON."""
