@@ -1,7 +1,8 @@
 """ArgusError carries its HTTP status; one handler renders every error as {"detail": ..., "field": ...}.
 
-Request validation errors keep FastAPI's `{"detail": [{loc, msg, type, input, ctx}]}` shape, made JSON-safe:
-FastAPI echoes the offending input, and a NaN there made the 422 itself fail as a 500.
+Request validation errors have the same shape, `detail` and `field` naming the first problem, plus `errors`:
+FastAPI's `[{loc, msg, type, input, ctx}]`, made JSON-safe (FastAPI echoes the offending input, and a NaN
+there made the 422 itself fail as a 500). app.kit.openapi documents this one shape as ErrorBody.
 """
 
 from __future__ import annotations
@@ -63,10 +64,24 @@ def install_error_handler(app: FastAPI) -> None:
     async def handle_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         # inputs are echoed masked and cut, never whole or secret (issue 9: 20 MB and passwords came back)
-        return JSONResponse({"detail": json_safe(safe_errors(list(exc.errors())))}, status_code=422)
+        return JSONResponse(validation_body(json_safe(safe_errors(list(exc.errors())))), status_code=422)
 
     app.add_exception_handler(ArgusError, handle)
     app.add_exception_handler(RequestValidationError, handle_validation)
+
+
+def validation_body(errors: list[Any]) -> dict[str, Any]:
+    """Request validation errors in the one error shape: `detail` and `field` from the first problem
+    (like an ArgusError), every problem under `errors`."""
+    first = errors[0] if errors and isinstance(errors[0], dict) else {}
+    loc = [str(p) for p in first.get("loc") or ()]
+    where = loc[1:] if len(loc) > 1 and loc[0] in _LOCATIONS else loc
+    field = ".".join(where) or None
+    msg = str(first.get("msg") or "invalid request")
+    return {"detail": f"{field}: {msg}" if field else msg, "field": field, "errors": errors}
+
+
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
 
 
 def json_safe(value: Any) -> Any:

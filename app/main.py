@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import Depends, FastAPI
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import __version__
@@ -17,6 +17,7 @@ from app.errors import install_error_handler
 from app.events.endpoints import router as events_router
 from app.health import router as health_router
 from app.inference.endpoints import router as models_router
+from app.kit.openapi import install_openapi
 from app.kit.redact import install_log_redaction
 from app.lifespan import lifespan
 from app.live.endpoints import router as live_router
@@ -46,8 +47,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events_router)
     app.include_router(live_router)
 
-    @app.get("/metrics", include_in_schema=True, tags=["health"], dependencies=[Depends(require_api_key)])
-    async def metrics() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics (text exposition format)",
+        dependencies=[Depends(require_api_key)],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    install_openapi(app)
 
     return app

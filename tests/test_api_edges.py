@@ -26,7 +26,7 @@ def strict_json(r: httpx.Response) -> Any:
 
 
 def locs(r: httpx.Response) -> list[str]:
-    return [".".join(str(p) for p in e["loc"]) for e in strict_json(r)["detail"]]
+    return [".".join(str(p) for p in e["loc"]) for e in strict_json(r)["errors"]]
 
 
 async def a_webhook(client: httpx.AsyncClient) -> int:
@@ -89,7 +89,7 @@ class TestNonFiniteNumbers:
     async def test_score_is_a_json_safe_422(self, api_client: httpx.AsyncClient, value: str) -> None:
         r = await self.post_raw(api_client, f'{{"type": "door_open", "score": {value}}}')
         assert r.status_code == 422
-        (error,) = strict_json(r)["detail"]
+        (error,) = strict_json(r)["errors"]
         assert error["loc"] == ["body", "score"]
         assert error["input"] == value  # echoed as text, the response stays strict JSON
 
@@ -98,7 +98,7 @@ class TestNonFiniteNumbers:
     ) -> None:
         r = await self.post_raw(api_client, '{"type": "door_open", "data": {"door": {"x": Infinity}}}')
         assert r.status_code == 422
-        (error,) = strict_json(r)["detail"]
+        (error,) = strict_json(r)["errors"]
         assert error["loc"] == ["body", "data"]
         assert "door.x" in error["msg"] and "finite" in error["msg"]
 
@@ -120,7 +120,7 @@ class TestNulCharacters:
             r = await api_client.post("/api/webhooks", json={**good, field: bad})
             assert r.status_code == 422, field
             assert locs(r) == [f"body.{field}"]
-            assert "NUL" in strict_json(r)["detail"][0]["msg"]
+            assert "NUL" in strict_json(r)["errors"][0]["msg"]
         assert (await api_client.get("/api/webhooks")).json() == []
 
     async def test_alert_rule_name_and_event_types(self, api_client: httpx.AsyncClient) -> None:

@@ -64,7 +64,7 @@ class TestWebhooks:
             "/api/webhooks", json={"name": "x", "url": "ftp://h/x", "secret": "12345678"}
         )
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"][-1] == "url"
+        assert r.json()["errors"][0]["loc"][-1] == "url"
 
     async def test_url_credentials_are_masked(self, api_client: httpx.AsyncClient) -> None:
         r = await api_client.post(
@@ -160,7 +160,7 @@ class TestRules:
         r = await api_client.post(
             "/api/alert-rules", json={"name": "r", "webhook_ids": [hook["id"]], "min_severity": "urgent"}
         )
-        assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "min_severity"
+        assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "min_severity"
 
     async def test_auth_is_required(self, api_client: httpx.AsyncClient) -> None:
         for path in ("/api/webhooks", "/api/alert-rules", "/api/alerts"):

@@ -48,7 +48,7 @@ class TestValidation:
     ) -> None:
         r = await api_client.post("/api/cameras", json=body)
         assert r.status_code == 422
-        locations = [".".join(str(p) for p in e["loc"]) for e in r.json()["detail"]]
+        locations = [".".join(str(p) for p in e["loc"]) for e in r.json()["errors"]]
         assert any(field in loc for loc in locations), locations
 
     async def test_unknown_analyzer_is_422_naming_it(self, api_client: httpx.AsyncClient, clip: str) -> None:

@@ -142,7 +142,7 @@ class TestErrors:
         for params, field in BAD_QUERIES:
             r = await api_client.get("/api/events", params=params)
             assert r.status_code == 422, params
-            assert any(err["loc"][-1] == field for err in r.json()["detail"]), (params, r.text)
+            assert any(err["loc"][-1] == field for err in r.json()["errors"]), (params, r.text)
 
     async def test_inconsistent_query_is_422_naming_the_field(self, api_client: httpx.AsyncClient) -> None:
         for params, field in INCONSISTENT_QUERIES:
@@ -233,7 +233,7 @@ class TestIngest:
         for body, field in BAD_BODIES:
             r = await api_client.post("/api/events", json=body)
             assert r.status_code == 422, body
-            assert any(field in err["loc"] for err in r.json()["detail"]), (body, r.text)
+            assert any(field in err["loc"] for err in r.json()["errors"]), (body, r.text)
 
     async def test_unknown_camera_is_422_naming_camera_id(self, api_client: httpx.AsyncClient) -> None:
         r = await api_client.post("/api/events", json={"camera_id": 999, "type": "door_open"})

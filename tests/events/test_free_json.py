@@ -26,7 +26,7 @@ def nested(levels: int) -> dict[str, Any]:
 
 
 def loc(r: httpx.Response) -> str:
-    return ".".join(str(p) for p in r.json()["detail"][0]["loc"])
+    return ".".join(str(p) for p in r.json()["errors"][0]["loc"])
 
 
 async def ingest(client: httpx.AsyncClient, data: Any) -> httpx.Response:
