@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.kit.urls import IPNetwork, parse_networks, validate_service_url
 
 
 class Settings(BaseSettings):
@@ -28,6 +30,7 @@ class Settings(BaseSettings):
     read_timeout_s: float = Field(5.0, gt=0)
     stale_frame_s: float = Field(5.0, gt=0)  # watchdog: no new frame for this long = reconnect
     analysis_width: int = Field(320, ge=32)  # analysed frames are converted at this width, not full size
+    media_dir: Path | None = None  # local video files usable as cameras (demo, tests); default DATA_DIR/media
 
     # Inference
     models_dir: Path | None = None  # default DATA_DIR/models
@@ -57,6 +60,8 @@ class Settings(BaseSettings):
     webhook_breaker_threshold: int = Field(5, ge=1)  # failures in a row that open a webhook's breaker
     webhook_breaker_reset_s: float = Field(10.0, gt=0)  # first wait before probing an open breaker
     public_url: str = ""  # prefix for links in webhook payloads, e.g. https://argus.example.com
+    # Webhooks never connect into these (checked on the resolved address); cloud metadata by default.
+    webhook_deny_networks: str = "169.254.0.0/16,fe80::/10,fd00:ec2::/32"
 
     # Live view
     live_fps: float = Field(5.0, gt=0, le=30)
@@ -82,6 +87,25 @@ class Settings(BaseSettings):
         if not self.database_url.strip():
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'argus.db'}"
         return self
+
+    @field_validator("public_url", "vlm_base_url", mode="after")
+    @classmethod
+    def _service_url(cls, v: str, info: ValidationInfo) -> str:
+        return validate_service_url(v, f"ARGUS_{str(info.field_name).upper()}")
+
+    @field_validator("webhook_deny_networks", mode="after")
+    @classmethod
+    def _networks(cls, v: str) -> str:
+        parse_networks(v)
+        return v
+
+    @property
+    def webhook_denied_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_networks(self.webhook_deny_networks)
+
+    @property
+    def resolved_media_dir(self) -> Path:
+        return (self.media_dir or self.data_dir / "media").expanduser().resolve()
 
     @property
     def static_api_keys(self) -> list[str]:

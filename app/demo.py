@@ -37,9 +37,10 @@ CAMERAS = (("demo-moving", "moving.mp4"), ("demo-quiet", "quiet.mp4"))
 async def prepare_demo(settings: Settings, *, seconds: int = SECONDS) -> Settings:
     """Make the demo media, schema, cameras and key; return settings carrying the key to serve with.
 
-    Idempotent: existing playable videos, cameras (by name) and the persisted key are kept.
+    Idempotent: existing playable videos, cameras (by name) and the persisted key are kept. The videos
+    live in the media directory, the only place local files are accepted as cameras from.
     """
-    demo_dir = settings.data_dir / "demo"
+    demo_dir = demo_media_dir(settings)
     demo_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: demo_dir / file for name, file in CAMERAS}
     await asyncio.to_thread(ensure_videos, paths["demo-moving"], paths["demo-quiet"], seconds)
@@ -48,6 +49,10 @@ async def prepare_demo(settings: Settings, *, seconds: int = SECONDS) -> Setting
     settings, key = ensure_api_key(settings)
     print_welcome(settings, key)
     return settings
+
+
+def demo_media_dir(settings: Settings) -> Path:
+    return settings.resolved_media_dir / "demo"
 
 
 def ensure_videos(moving: Path, quiet: Path, seconds: int = SECONDS) -> None:
@@ -61,10 +66,14 @@ async def ensure_cameras(settings: Settings, paths: dict[str, Path]) -> None:
     engine = create_engine(settings.database_url)
     try:
         async with create_sessionmaker(engine).begin() as session:
-            existing = set((await session.scalars(select(Camera.name).where(Camera.name.in_(paths)))).all())
+            rows = await session.scalars(select(Camera).where(Camera.name.in_(paths)))
+            existing = {row.name: row for row in rows}
             for name, path in paths.items():
-                if name not in existing:
+                row = existing.get(name)
+                if row is None:
                     session.add(Camera(name=name, url=str(path), analysis_fps=5.0, drop_policy="latest"))
+                elif row.url == str(settings.data_dir / "demo" / path.name):  # made before ARGUS_MEDIA_DIR
+                    row.url = str(path)
     finally:
         await engine.dispose()
 
@@ -86,7 +95,7 @@ def ensure_api_key(settings: Settings) -> tuple[Settings, str]:
 def print_welcome(settings: Settings, key: str) -> None:
     base = f"http://{settings.host}:{settings.port}"
     print(
-        f"\nArgus demo: two cameras ({', '.join(n for n, _ in CAMERAS)}) from {settings.data_dir / 'demo'}\n"
+        f"\nArgus demo: two cameras ({', '.join(n for n, _ in CAMERAS)}) from {demo_media_dir(settings)}\n"
         f"  dashboard: {base}/  (paste the key below)\n"
         f"  API docs:  {base}/docs\n"
         f"  API key:   {key}\n"

@@ -46,6 +46,7 @@ async def test_prepare_demo_twice(tmp_path: Path, capsys: pytest.CaptureFixture[
         fps = cap.get(cv2.CAP_PROP_FPS)
         cap.release()
         assert ok and image.shape == (360, 640, 3) and fps == 15
+        assert Path(row.url).is_relative_to(settings.resolved_media_dir)  # where cameras may read files
     # when it runs again, nothing is duplicated or regenerated and the key stays
     mtime = os.stat(rows[0].url).st_mtime_ns
     again = await prepare_demo(settings, seconds=2)

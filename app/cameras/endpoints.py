@@ -23,8 +23,8 @@ def get_manager(rt: RuntimeDep) -> MultiCameraManager:
 ManagerDep = Annotated[MultiCameraManager, Depends(get_manager)]
 
 
-def get_service(session: SessionDep, manager: ManagerDep) -> CameraService:
-    return CameraService(session, manager)
+def get_service(session: SessionDep, manager: ManagerDep, rt: RuntimeDep) -> CameraService:
+    return CameraService(session, manager, rt.settings.resolved_media_dir)
 
 
 ServiceDep = Annotated[CameraService, Depends(get_service)]

@@ -3,38 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from app.kit.redact import mask_url
-from app.kit.schemas import Schema, check_json, json_limits, json_size, reject_nul, stripped_name
+from app.kit.schemas import Schema, check_json, json_limits, json_size, stripped_name
+from app.kit.urls import camera_url_kind
 
-URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
 DropPolicyName = Literal["latest", "every_nth", "keyframe_burst"]
 MAX_OPTIONS_BYTES = 16_384  # analyzer and VAD options: free JSON, stored on the camera row
 MAX_ANALYZERS = 16
 
 
-def validate_camera_url(url: str) -> str:
-    """rtsp(s)://, http(s):// (MJPEG) or an existing local video file (demos and tests)."""
-    url = reject_nul(url.strip(), "url")
-    if not url:
-        raise ValueError("url must not be empty")
-    parts = urlsplit(url)
-    if parts.scheme in URL_SCHEMES:
-        if not parts.hostname:
-            raise ValueError(f"{parts.scheme} URL needs a host")
-        return url
-    if parts.scheme == "file":
-        url = parts.path
-    elif parts.scheme and len(parts.scheme) > 1:
-        raise ValueError(f"unsupported scheme {parts.scheme!r}: use rtsp, rtsps, http, https or a file path")
-    if not Path(url).expanduser().is_file():
-        raise ValueError("not an rtsp/rtsps/http/https URL and no such local video file")
-    return str(Path(url).expanduser().resolve())
+def check_camera_url(url: str) -> str:
+    """Syntax only (no filesystem): a stream URL, or a local path the service checks against the media
+    directory (`app.kit.urls.validate_camera_url`). Control characters and whitespace are refused."""
+    camera_url_kind(url)
+    return url
 
 
 class VadOptions(BaseModel):
@@ -66,7 +52,7 @@ class CameraBase(BaseModel):
     @field_validator("url", check_fields=False)
     @classmethod
     def _url(cls, v: str | None) -> str | None:
-        return None if v is None else validate_camera_url(v)
+        return None if v is None else check_camera_url(v)
 
     @field_validator("name", check_fields=False)
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +13,7 @@ from app.cameras.config import CameraConfig
 from app.cameras.repository import CameraRepository
 from app.cameras.schemas import CameraCreate, CameraUpdate
 from app.errors import Conflict, Invalid, NotFound
+from app.kit.urls import UrlError, validate_camera_url
 from app.models import Camera
 
 
@@ -24,9 +26,10 @@ class CameraRuntime(Protocol):
 
 
 class CameraService:
-    def __init__(self, session: AsyncSession, runtime: CameraRuntime) -> None:
+    def __init__(self, session: AsyncSession, runtime: CameraRuntime, media_dir: Path) -> None:
         self.repo = CameraRepository(session)
         self.runtime = runtime
+        self.media_dir = media_dir  # the only place local video files may come from
 
     async def list(self) -> Sequence[Camera]:
         return await self.repo.list()
@@ -39,6 +42,7 @@ class CameraService:
 
     async def create(self, body: CameraCreate) -> Camera:
         data = body.model_dump(mode="json")
+        data["url"] = self._url(data["url"])
         camera = Camera(**data)
         self.runtime.validate_chain(CameraConfig.from_row(camera).chain())
         await self._check_name(camera.name)
@@ -55,6 +59,8 @@ class CameraService:
         for key, value in changes.items():
             if value is None:
                 raise Invalid(f"{key} cannot be null", field=key)
+            if key == "url":
+                value = self._url(value)
             setattr(camera, key, value)
         self.runtime.validate_chain(CameraConfig.from_row(camera).chain())
         await self._flush(camera)
@@ -67,6 +73,14 @@ class CameraService:
         await self.repo.delete(camera)
         await self._commit()
         await self.runtime.remove(camera_id)
+
+    def _url(self, url: str) -> str:
+        """Stream URLs as given; a local file only as a regular video file inside the media directory
+        (one message for every refusal, and any filesystem error is a 422, never a 500)."""
+        try:
+            return validate_camera_url(url, self.media_dir)
+        except UrlError as exc:
+            raise Invalid(str(exc), field="url") from None
 
     async def _commit(self) -> None:
         """The runtime follows the database, never the reverse: commit before a pipeline starts or stops,

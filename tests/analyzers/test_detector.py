@@ -20,9 +20,11 @@ import pytest
 from app.analyzers.base import Finding, Observation
 from app.analyzers.detector import Detector, DetectorOptionError, DetectorOptions, create_detector
 from app.analyzers.registry import AnalyzerContext, AnalyzerRegistry, ChainError
+from app.config import Settings
 from app.inference.manifest import ModelSpec
 from app.inference.pool import ResourcePool
 from app.stream.frame import Frame
+from tests.support.media import media_path
 from tests.support.onnx_graphs import BLOB_CLASSES, blob_detector, save
 
 BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
@@ -264,14 +266,15 @@ def write_crossing(
 
 class TestThroughTheApp:
     async def test_a_crossing_object_is_one_stored_event_with_a_snapshot(
-        self, app_client: httpx.AsyncClient, tmp_path: Path
+        self, app_client: httpx.AsyncClient, settings: Settings
     ) -> None:
         # given: the blob detector registered over the API, a camera on a clip where a red square crosses
-        model = save(blob_detector((64, 64), "yolov8"), tmp_path / "blob.onnx")
+        settings.resolved_models_dir.mkdir(parents=True, exist_ok=True)
+        model = save(blob_detector((64, 64), "yolov8"), settings.resolved_models_dir / "blob.onnx")
         manifest = {"name": "blob", "kind": "detector", "path": str(model), "layout": "yolov8",
                     "class_names": list(BLOB_CLASSES)}  # fmt: skip
         assert (await app_client.post("/api/models", json={"manifest": manifest})).status_code == 201
-        clip = write_crossing(tmp_path / "crossing.avi")
+        clip = write_crossing(media_path(settings, "crossing.avi"))
         options = {
             "model": "blob",
             "classes": ["red"],

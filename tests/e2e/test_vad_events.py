@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import httpx
 
-from tests.support.media import write_video
+from app.config import Settings
+from tests.support.media import media_path, write_video
 from tests.support.waiting import eventually
 
 
@@ -22,9 +22,9 @@ async def has_analysed(client: httpx.AsyncClient, camera_id: int, frames: int) -
     return int(status["frames_analyzed"]) >= frames
 
 
-async def test_motion_burst_raises_one_event(app_client: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_motion_burst_raises_one_event(app_client: httpx.AsyncClient, settings: Settings) -> None:
     # given: 6 s static, a 2-s object crossing, 6 s static again (the file loops; we stop after one pass)
-    clip = write_video(tmp_path / "burst.avi", seconds=14, motion=(6.0, 8.0))
+    clip = write_video(media_path(settings, "burst.avi"), seconds=14, motion=(6.0, 8.0))
     cam = (await app_client.post("/api/cameras", json={"name": "burst", "url": str(clip)})).json()
 
     # when: the burst has passed and the score has settled (analysed frames cover ~12 s of video)
@@ -46,8 +46,8 @@ async def test_motion_burst_raises_one_event(app_client: httpx.AsyncClient, tmp_
     assert snap.content[:2] == b"\xff\xd8"
 
 
-async def test_static_scene_raises_nothing(app_client: httpx.AsyncClient, tmp_path: Path) -> None:
-    clip = write_video(tmp_path / "static.avi", seconds=10)
+async def test_static_scene_raises_nothing(app_client: httpx.AsyncClient, settings: Settings) -> None:
+    clip = write_video(media_path(settings, "static.avi"), seconds=10)
     cam = (await app_client.post("/api/cameras", json={"name": "static", "url": str(clip)})).json()
     await eventually(lambda: has_analysed(app_client, cam["id"], 40), 40)
     await app_client.patch(f"/api/cameras/{cam['id']}", json={"enabled": False})

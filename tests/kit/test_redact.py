@@ -23,7 +23,14 @@ from tests.support.server import free_port
     ("text", "masked"),
     [
         ('"WebSocket /ws/live?token=argus_Ab-_9" [accepted]', '"WebSocket /ws/live?token=****" [accepted]'),
-        ("GET /x?a=1&api_key=zz&key=k2#f HTTP/1.1", "GET /x?a=1&api_key=****&key=****#f HTTP/1.1"),
+        ("GET /x?a=1&api_key=zz&key=k2#f HTTP/1.1", "GET /x?a=1&api_key=****&key=**** HTTP/1.1"),
+        ("open rtsp://admin:pa#ss@h/x failed", "open rtsp://admin:****@h/x failed"),  # unencoded # in it
+        ("open rtsp://admin:p/w@h:554/x: refused", "open rtsp://admin:****@h:554/x: refused"),
+        ('{"url": "https://ghp_0123456789abcdefghijklmnopqrstuvwxyz@h/x"}', '{"url": "https://****@h/x"}'),
+        (
+            "GET /s?PWD=a&pass=b&Signature=c&sig=d&X-Auth-Token=e&page=2",
+            "GET /s?PWD=****&pass=****&Signature=****&sig=****&X-Auth-Token=****&page=2",
+        ),
         ("Authorization: Bearer abc.def", "Authorization: Bearer ****"),
         ("rtsp://u:pw@h/s?Token=1", "rtsp://u:****@h/s?Token=****"),
         ("dedup key=camera:1 token bucket", "dedup key=camera:1 token bucket"),  # prose is left alone
@@ -35,6 +42,27 @@ def test_mask_text(text: str, masked: str) -> None:
 
 def test_mask_url_is_unchanged_for_responses() -> None:
     assert mask_url("rtsp://admin:secret@10.0.0.5/stream1") == "rtsp://admin:****@10.0.0.5/stream1"
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("rtsp://h/s?password=S3cret&channel=1", "rtsp://h/s?password=****&channel=1"),
+        ("rtsp://h/s?pwd=S3cret", "rtsp://h/s?pwd=****"),
+        ("rtsp://h/s?user=a&token=S3cret", "rtsp://h/s?user=a&token=****"),
+        ("rtsp://h/s?Password=S3#cret&x=1", "rtsp://h/s?Password=****&x=1"),
+        ("https://S3cretTokenAsTheUserNameOnly@h/x", "https://****@h/x"),
+        ("https://a-very-long-token-used-as-the-user-name-0123:x-oauth-basic@h/", "https://****@h/"),
+        ("rtsp://admin:S3#cret@h/x", "rtsp://admin:****@h/x"),
+        ("rtsp://admin:S3/cret@h:554/x", "rtsp://admin:****@h:554/x"),
+        ("rtsp://admin:S3@cret@h/x", "rtsp://admin:****@h/x"),
+        ("rtsp://h/a\r\nX-Forged: yes", "rtsp://h/a%0D%0AX-Forged: yes"),
+        ("/srv/media/clip.mp4", "/srv/media/clip.mp4"),
+    ],
+)
+def test_mask_url_hides_every_credential_form(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+    assert "S3" not in mask_text(f"opening {url} failed")
 
 
 def test_log_records_are_masked_whatever_logs_them(caplog: pytest.LogCaptureFixture) -> None:

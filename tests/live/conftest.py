@@ -132,8 +132,9 @@ def video_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def live_settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path / "data")
+def live_settings(tmp_path: Path, video_file: Path) -> Settings:
+    """The shared clip's folder is the media directory: only files there are accepted as cameras."""
+    return make_settings(tmp_path / "data", media_dir=video_file.parent)
 
 
 def _serve(settings: Settings) -> Iterator[LiveServer]:

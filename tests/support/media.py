@@ -1,4 +1,7 @@
-"""Real video files for tests, written with OpenCV: a static scene, or one with a burst of motion."""
+"""Real video files for tests, written with OpenCV: a static scene, or one with a burst of motion.
+
+A file used as a camera URL must be inside ARGUS_MEDIA_DIR: write it at `media_path(settings, name)`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from app.config import Settings
+
+
+def media_path(settings: Settings, name: str) -> Path:
+    """Where a test video used as a camera goes: inside the settings' media directory (created)."""
+    folder = settings.resolved_media_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 def write_video(

@@ -10,8 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.config import Settings
 from tests.conftest import API_KEY, AUTH
 from tests.live.support import write_video
+from tests.support.media import media_path
 from tests.support.services import IN_CI
 
 pytestmark = pytest.mark.browser
@@ -69,9 +71,9 @@ async def wait_changed(page: object, camera_id: int, before: str, timeout: float
 
 
 async def test_dashboard_watches_adds_a_camera_and_shows_events(
-    page: object, server_url: str, tmp_path: Path
+    page: object, server_url: str, settings: Settings
 ) -> None:
-    video = str(write_video(tmp_path / "square.avi", seconds=6))
+    video = str(write_video(media_path(settings, "square.avi"), seconds=6))
     async with httpx.AsyncClient(base_url=server_url, headers=AUTH) as http:
         first = (await http.post("/api/cameras", json={"name": "Loading dock", "url": video})).json()
 
@@ -95,7 +97,7 @@ async def test_dashboard_watches_adds_a_camera_and_shows_events(
         await page.click("#camera-save")  # type: ignore[attr-defined]
         error = page.locator("#camera-form-error")  # type: ignore[attr-defined]
         await error.wait_for(state="visible")
-        assert "no such local video file" in (await error.text_content())
+        assert "video file inside ARGUS_MEDIA_DIR" in (await error.text_content())
 
         # fixing it adds the camera: a new tile appears and goes live
         await page.fill("#camera-form input[name=url]", video)  # type: ignore[attr-defined]
