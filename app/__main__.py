@@ -49,6 +49,13 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from app.main import create_app
+    from app.preflight import StartupError, check
+
+    try:
+        asyncio.run(check(settings))
+    except StartupError as exc:
+        print(f"argus: cannot start: {exc}", file=sys.stderr)
+        return 2
 
     uvicorn.run(
         create_app(settings),
