@@ -6,7 +6,6 @@ the publisher.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -112,11 +111,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         bus.subscribe("alerts", alert_engine.consider)
         parts["alert_dispatcher"] = dispatcher
         parts["alerts"] = alert_engine
+
         # -- ingest (after the alert engine: it stops first, so what it commits still reaches alerts) --
+        async def ingested(events: list[NewEvent]) -> None:
+            for event in events:  # stored already; the alert engine is asked directly, and waited for
+                bus.publish(event, skip=("event_logger", "alerts"))
+            await alert_engine.decide(events)
+
         parts["ingest"] = await stack.enter_async_context(
             IngestCommitter(
                 sessionmaker,
-                functools.partial(bus.publish, skip=("event_logger",)),  # stored already
+                ingested,
                 max_batch=settings.ingest_max_batch,
                 max_wait_s=settings.ingest_max_wait_ms / 1000,
             )

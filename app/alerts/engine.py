@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -98,6 +98,7 @@ class AlertEngine:
         self._retry_initial_s = retry_initial_s
         self._stop_timeout_s = stop_timeout_s
         self._inflight: list[NewEvent] = []  # the batch being handled: spilled if stopped mid-way
+        self._decisions: dict[str, asyncio.Future[None]] = {}  # event id -> decide() waiting on it
         self._replayed = asyncio.Event()
         self.created = 0
         self.suppressed = 0
@@ -140,6 +141,7 @@ class AlertEngine:
             self._queue.task_done()
         if left:
             self.spill.keep_pending(left)
+        self._decided(list(self._decisions))  # what is left is in the pending file, replayed at start
         log.info("alert engine stopped: %s", self.stats())
 
     def stats(self) -> dict[str, int]:
@@ -157,6 +159,22 @@ class AlertEngine:
     async def consider(self, event: NewEvent) -> None:
         """Bus handler. Waits when the engine's queue is full, so back-pressure lands on the bus queue."""
         await self._queue.put(event)
+
+    async def decide(self, events: Sequence[NewEvent]) -> None:
+        """Consider `events` and return once their alerts are committed to the outbox (or set aside in
+        a file): an ingest is answered only then, so a crash never loses the alert of an accepted event."""
+        loop = asyncio.get_running_loop()
+        waits = []
+        for event in events:
+            waits.append(self._decisions.setdefault(event.id, loop.create_future()))
+            await self._queue.put(event)
+        await asyncio.gather(*waits)
+
+    def _decided(self, event_ids: list[str]) -> None:
+        for event_id in event_ids:
+            done = self._decisions.pop(event_id, None)
+            if done is not None and not done.done():
+                done.set_result(None)
 
     async def idle(self, timeout: float = 10.0) -> None:
         """Every event handed in so far is decided and committed (tests, shutdown)."""
@@ -181,6 +199,7 @@ class AlertEngine:
             try:
                 await self._handle_or_reject(batch)
                 self._inflight = []  # not when cancelled: __aexit__ spills it
+                self._decided([e.id for e in batch])
             finally:
                 for _ in batch:
                     self._queue.task_done()

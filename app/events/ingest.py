@@ -1,9 +1,10 @@
 """IngestCommitter: `POST /api/events` answers 202 only once its event is committed (group commit).
 
 Requests that arrive together share one transaction: one task takes every pending ingest (waiting a
-couple of milliseconds for company, up to `max_batch`), commits them at once and resolves each
-request's future. Only then is the event published on the bus, so an alert (or a live client) never
-sees an ingested event that is not stored. The logger is skipped for these: the row is already there.
+couple of milliseconds for company, up to `max_batch`), commits them at once, and only then hands the
+batch to `after_commit` (the lifespan publishes it and waits for the alert engine's outbox commit), so
+an alert never points at an ingested event that is not stored, and an event answered 202 has its
+alerts decided. The logger is skipped for these: the row is already there.
 
 A database that cannot store the batch makes every request in it a 503 (nothing is accepted that is
 not stored); a row the database rejects for its content is a 422 for that request only.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -44,7 +45,7 @@ class IngestCommitter:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        on_stored: Callable[[NewEvent], object],
+        after_commit: Callable[[list[NewEvent]], Awaitable[None]],
         *,
         max_batch: int = 256,
         max_wait_s: float = 0.002,
@@ -52,7 +53,8 @@ class IngestCommitter:
         timeout_s: float = 10.0,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._on_stored = on_stored
+        self._after_commit = after_commit
+        self._finishing: set[asyncio.Task[None]] = set()
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
         self._max_pending = max_pending
@@ -79,6 +81,8 @@ class IngestCommitter:
             await asyncio.wait_for(asyncio.shield(self._task), self._timeout_s)  # type: ignore[arg-type]
         except TimeoutError:
             await cancel_and_wait(self._task)
+        if self._finishing:
+            await asyncio.wait(self._finishing, timeout=self._timeout_s)
         self._fail(self._take(len(self._pending)), IngestUnavailable("the server is stopping"))
         log.info("ingest committer stopped: %s", self.stats())
 
@@ -107,7 +111,9 @@ class IngestCommitter:
             await asyncio.wait_for(asyncio.shield(pending.done), self._timeout_s)
         except TimeoutError:
             self.unavailable += 1
-            raise IngestUnavailable(f"the database did not commit within {self._timeout_s:g} s") from None
+            raise IngestUnavailable(
+                f"not confirmed within {self._timeout_s:g} s (it may be stored: a retry may store it twice)"
+            ) from None
 
     async def _run(self) -> None:
         log.info("ingest committer started (batches of up to %d)", self._max_batch)
@@ -139,10 +145,10 @@ class IngestCommitter:
         self.write_error = None
         self.commits += 1
         self.stored += len(batch)
-        for p in batch:
-            self._publish(p.event)
-            if not p.done.done():
-                p.done.set_result(None)
+        # off this task: the next batch is committed while this one's alerts are decided
+        task = spawn(self._finish(batch), name="argus.ingest.after_commit")
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
         log.debug(
             "committed %d ingested events in %.1f ms", len(batch), (time.perf_counter() - started) * 1e3
         )
@@ -151,11 +157,15 @@ class IngestCommitter:
         async with self._sessionmaker.begin() as session:
             await EventRepository(session).upsert_many([e.to_row() for e in events])
 
-    def _publish(self, event: NewEvent) -> None:
+    async def _finish(self, batch: list[_Pending]) -> None:
         try:
-            self._on_stored(event)
-        except Exception:  # stored is what the client was promised; the bus logs its own failures
-            log.exception("publishing ingested event %s failed", event.id)
+            await self._after_commit([p.event for p in batch])
+        except Exception:  # stored is what the client was promised; alerting logs its own failures
+            log.exception("handing %d ingested events on failed", len(batch))
+        finally:
+            for p in batch:
+                if not p.done.done():
+                    p.done.set_result(None)
 
     def _failed(self, batch: list[_Pending], exc: Exception) -> None:
         reason = _reason(exc)

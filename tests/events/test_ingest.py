@@ -19,6 +19,7 @@ from app.main import create_app
 from app.migrate import upgrade
 from tests.conftest import AUTH, make_settings
 from tests.support.waiting import eventually
+from tests.support.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture
@@ -67,6 +68,22 @@ class TestIngestIsDurable:
         page = (await client.get("/api/events", params={"limit": 100})).json()["items"]
         assert ids <= {e["id"] for e in page}
         assert ingest.commits - commits_before < 60  # some shared a transaction
+
+    async def test_202_comes_with_the_alerts_of_the_event_in_the_outbox(
+        self, api: tuple[FastAPI, httpx.AsyncClient]
+    ) -> None:
+        _, client = api
+        with WebhookReceiver() as receiver:
+            hook = await client.post(
+                "/api/webhooks", json={"name": "r", "url": receiver.url, "secret": receiver.secret}
+            )
+            rule = {"name": "doors", "webhook_ids": [hook.json()["id"]], "event_types": ["door"]}
+            assert (await client.post("/api/alert-rules", json=rule)).status_code == 201
+            r = await client.post("/api/events", json={"type": "door", "severity": "high"})
+            assert r.status_code == 202
+            # decided and committed before the answer: a crash now could not lose the alert
+            alerts = (await client.get("/api/alerts")).json()["items"]
+            assert [a["event_id"] for a in alerts] == [r.json()["id"]]
 
     async def test_the_event_reaches_the_bus_only_after_it_is_stored(
         self, api: tuple[FastAPI, httpx.AsyncClient]
