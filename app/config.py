@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     api_keys: str = ""  # comma-separated static keys, in addition to keys stored in the api_keys table
     auto_migrate: bool = True  # upgrade an embedded SQLite schema at start (PostgreSQL never auto-migrates)
+    max_body_bytes: int = Field(1_048_576, ge=1024)  # larger request bodies get 413 before being parsed
 
     # Cameras and sources
     reconnect_initial_delay: float = Field(1.0, gt=0)

@@ -11,12 +11,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app import __version__
 from app.alerts.endpoints import routers as alert_routers
 from app.auth.deps import require_api_key
+from app.auth.gate import BodyAuthGate
 from app.cameras.endpoints import router as cameras_router
 from app.config import Settings
 from app.errors import install_error_handler
 from app.events.endpoints import router as events_router
 from app.health import router as health_router
 from app.inference.endpoints import router as models_router
+from app.kit.body_limit import BodyLimit
 from app.kit.openapi import install_openapi
 from app.kit.redact import install_log_redaction
 from app.lifespan import lifespan
@@ -38,6 +40,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Argus", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     install_error_handler(app)
+    # the last added runs first: a request with a body shows a valid key before anything reads it, then
+    # the body is refused with 413 past ARGUS_MAX_BODY_BYTES (a declared length before a byte is read)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyAuthGate)
     app.include_router(health_router)
     # -- routers --
     for router in alert_routers:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, WebSocket
 from fastapi.responses import FileResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from app.auth.deps import websocket_api_key
+from app.auth.deps import auth_throttle, client_address, key_is_valid, websocket_api_key
 from app.errors import NotFound
 from app.kit.tasks import cancel_and_wait, spawn
 from app.live.hub import Client, Closed, LiveHub
@@ -27,6 +27,7 @@ MAX_TEXT = 16_384  # client messages are tiny; anything bigger is a mistake or a
 KEEPALIVE_S = 15.0  # an idle connection gets {"type":"keepalive"} this often (proxies drop silent sockets)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 4408
+CLOSE_THROTTLED = 4429
 # The browser cannot set headers on a WebSocket, and a `?token=` lands in every access log. So the page
 # offers two subprotocols: SUBPROTOCOL (echoed back) and KEY_SUBPROTOCOL + key (read, never echoed).
 SUBPROTOCOL = "argus.live"
@@ -40,7 +41,10 @@ async def live(ws: WebSocket) -> None:
     offered = ws.scope.get("subprotocols") or []
     await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     if key is None:
-        await ws.close(code=CLOSE_UNAUTHORIZED, reason="missing or invalid API key")
+        if auth_throttle(ws).blocked_for(client_address(ws)):
+            await ws.close(code=CLOSE_THROTTLED, reason="too many bad API keys from this address")
+        else:
+            await ws.close(code=CLOSE_UNAUTHORIZED, reason="missing or invalid API key")
         return
     runtime = ws.app.state.runtime
     hub: LiveHub = runtime.parts["hub"]
@@ -66,11 +70,11 @@ async def _authenticate(ws: WebSocket) -> str | None:
     key = await websocket_api_key(ws)
     if key is not None:
         return key
+    # the first key subprotocol only: a handshake offering hundreds is not hundreds of key lookups
     for proto in ws.scope.get("subprotocols") or []:
         if proto.startswith(KEY_SUBPROTOCOL):
             candidate = proto.removeprefix(KEY_SUBPROTOCOL)
-            if await ws.app.state.verifier.verify(candidate):
-                return candidate
+            return candidate if await key_is_valid(ws, candidate) else None
     return None
 
 
