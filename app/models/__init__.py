@@ -6,6 +6,7 @@ from app.models.api_key import ApiKey
 from app.models.base import Base, TimestampMixin, UTCDateTime, utcnow
 from app.models.camera import Camera
 from app.models.event import Event
+from app.models.recording import Recording
 from app.models.webhook import Webhook
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Base",
     "Camera",
     "Event",
+    "Recording",
     "TimestampMixin",
     "UTCDateTime",
     "Webhook",
