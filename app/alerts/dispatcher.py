@@ -26,10 +26,12 @@ from app.alerts.breaker import CircuitBreaker
 from app.alerts.digest import digest_payload
 from app.alerts.outbox import OutboxRepository, write_lock
 from app.alerts.recorder import Finished, OutcomeRecorder
-from app.alerts.sender import Target, WebhookSender
+from app.alerts.sender import Outcome, Target, WebhookSender, describe
 from app.config import Settings
 from app.kit.backoff import Backoff
+from app.kit.netguard import GuardedTransport
 from app.kit.tasks import cancel_and_wait, spawn
+from app.kit.urls import IPNetwork
 from app.models import Alert, AlertPriority, Webhook, utcnow
 
 log = logging.getLogger("argus.alerts.dispatcher")
@@ -51,6 +53,7 @@ class DispatchPolicy:
     gather_s: float = 0.01  # after a wake-up, wait this long for more rows before claiming
     record_gather_s: float = 0.05  # outcomes written together (a crash before: re-sent, same key)
     targets_ttl_s: float = 5.0  # webhooks cached between claims (this process's edits invalidate)
+    deny_networks: tuple[IPNetwork, ...] = ()  # never connected to, checked on the resolved address
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> Self:
@@ -61,6 +64,7 @@ class DispatchPolicy:
             "concurrency": settings.webhook_concurrency,
             "breaker_threshold": settings.webhook_breaker_threshold,
             "breaker_reset_s": settings.webhook_breaker_reset_s,
+            "deny_networks": settings.webhook_denied_networks,
         }
         values.update(overrides)
         return cls(**values)
@@ -108,9 +112,11 @@ class WebhookDispatcher:
         self._next_due: datetime | None = None  # noted by the last claim round that went idle
 
     async def __aenter__(self) -> Self:
+        limits = httpx.Limits(max_connections=self.policy.concurrency * 2)
         self._client = httpx.AsyncClient(
-            transport=self._transport,
-            limits=httpx.Limits(max_connections=self.policy.concurrency * 2),
+            # resolve, check against deny_networks, connect to the checked address (no DNS rebinding)
+            transport=self._transport or GuardedTransport(self.policy.deny_networks, limits),
+            limits=limits,
             follow_redirects=False,
         )
         self.sender = WebhookSender(
@@ -292,9 +298,13 @@ class WebhookDispatcher:
         target = delivery.target
         breaker = self.breaker(target.id)
         was_down = breaker.state != "closed"
-        outcome = await self.sender.send(
-            target, delivery.payload(self._now()), delivery.key, delivery.kind, breaker
-        )
+        try:
+            outcome = await self.sender.send(
+                target, delivery.payload(self._now()), delivery.key, delivery.kind, breaker
+            )
+        except Exception as exc:  # never a crashed task: the rows get a failed attempt and its error
+            log.exception("webhook %s: delivery %s failed unexpectedly", target.name, delivery.key)
+            outcome = Outcome(False, 1, error=f"internal error: {describe(exc)}")
         self.sent += 1
         if was_down and outcome.ok:
             log.info("webhook %s is back", target.name)

@@ -35,7 +35,12 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not found"}}
 
 def get_service(session: SessionDep, rt: RuntimeDep) -> AlertService:
     s = rt.settings
-    return AlertService(session, default_dedup_s=s.dedup_window_s, dead_after_s=s.webhook_dead_after_s)
+    return AlertService(
+        session,
+        default_dedup_s=s.dedup_window_s,
+        dead_after_s=s.webhook_dead_after_s,
+        deny_networks=s.webhook_denied_networks,
+    )
 
 
 ServiceDep = Annotated[AlertService, Depends(get_service)]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from app.kit.redact import mask_url
 from app.kit.schemas import DbId, Schema, reject_nul, stripped_name
+from app.kit.urls import validate_webhook_url as check_webhook_url
 
 SeverityName = Literal["low", "medium", "high", "critical"]
 StatusName = Literal["pending", "retrying", "delivered", "dead"]
@@ -19,13 +19,9 @@ RuleEventType = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 def validate_webhook_url(url: str) -> str:
-    url = reject_nul(url.strip(), "webhook url")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError("webhook url must be http:// or https://")
-    if not parts.hostname:
-        raise ValueError("webhook url needs a host")
-    return url
+    """http(s), a host, no control characters or whitespace, at most 2048 characters. Denied networks
+    are the service's check (it knows the settings), and the transport's, on the resolved address."""
+    return check_webhook_url(url)
 
 
 class WebhookFields(BaseModel):

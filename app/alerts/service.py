@@ -22,18 +22,25 @@ from app.alerts.schemas import (
 from app.alerts.sender import Target, WebhookSender
 from app.errors import Conflict, Invalid, NotFound
 from app.kit.repository import InvalidCursor
+from app.kit.urls import IPNetwork, UrlError, validate_webhook_url
 from app.models import Alert, AlertRule, AlertStatus, Webhook, utcnow
 
 
 class AlertService:
     def __init__(
-        self, session: AsyncSession, *, default_dedup_s: float = 15.0, dead_after_s: float = 86_400.0
+        self,
+        session: AsyncSession,
+        *,
+        default_dedup_s: float = 15.0,
+        dead_after_s: float = 86_400.0,
+        deny_networks: Sequence[IPNetwork] = (),
     ):
         self.webhooks = WebhookRepository(session)
         self.rules = AlertRuleRepository(session)
         self.outbox = OutboxRepository(session)
         self.default_dedup_s = default_dedup_s
         self.dead_after = timedelta(seconds=dead_after_s)
+        self.deny_networks = tuple(deny_networks)
 
     async def list_webhooks(self) -> Sequence[Webhook]:
         return await self.webhooks.list()
@@ -45,6 +52,7 @@ class AlertService:
         return webhook
 
     async def create_webhook(self, body: WebhookCreate) -> Webhook:
+        self._check_destination(body.url)
         if await self.webhooks.get_by_name(body.name):
             raise Conflict(f"a webhook named {body.name!r} exists", field="name")
         return await self.webhooks.add(Webhook(**body.model_dump()))
@@ -52,6 +60,8 @@ class AlertService:
     async def update_webhook(self, webhook_id: int, body: WebhookUpdate) -> Webhook:
         webhook = await self.get_webhook(webhook_id)
         changes = _changes(body)
+        if "url" in changes:
+            self._check_destination(changes["url"])
         if (
             "name" in changes
             and changes["name"] != webhook.name
@@ -62,6 +72,14 @@ class AlertService:
             setattr(webhook, key, value)
         await self.webhooks.session.flush()
         return webhook
+
+    def _check_destination(self, url: str) -> None:
+        """A literal IP host inside ARGUS_WEBHOOK_DENY_NETWORKS is a 422 now; a hostname is checked on
+        the address it resolves to at each delivery."""
+        try:
+            validate_webhook_url(url, self.deny_networks)
+        except UrlError as exc:
+            raise Invalid(str(exc), field="url") from None
 
     async def delete_webhook(self, webhook_id: int) -> None:
         webhook = await self.get_webhook(webhook_id)

@@ -30,18 +30,20 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         self.deny = tuple(deny)
         self._inner = inner or httpcore.AnyIOBackend()
 
-    async def resolve(self, host: str, port: int, timeout: float | None) -> list[str]:
-        """Every address `host` resolves to; AddressDenied if any of them is denied."""
+    async def lookup(self, host: str, port: int) -> list[str]:
+        """The system resolver's addresses for `host` (a literal IP in any spelling comes back as is)."""
         loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+    async def resolve(self, host: str, port: int, timeout: float | None) -> list[str]:
+        """Every address `host` resolves to, looked up once; AddressDenied if any of them is denied."""
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP), timeout
-            )
+            addresses = await asyncio.wait_for(self.lookup(host, port), timeout)
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror or exc}") from None
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         for address in addresses:
             if is_denied(ipaddress.ip_address(address.split("%", 1)[0]), self.deny):
                 raise AddressDenied(
@@ -80,12 +82,18 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport (HTTP/1.1, TLS, pooling, no environment proxies: a proxy would connect
     for us, past the check) with the guarded backend underneath."""
 
-    def __init__(self, deny: Sequence[IPNetwork], limits: httpx.Limits = httpx.Limits()) -> None:
+    def __init__(
+        self,
+        deny: Sequence[IPNetwork],
+        limits: httpx.Limits = httpx.Limits(),
+        backend: GuardedBackend | None = None,
+    ) -> None:
         super().__init__(limits=limits, trust_env=False)
+        self.backend = backend or GuardedBackend(deny)
         self._pool = httpcore.AsyncConnectionPool(  # replaces the plain pool httpx made
             ssl_context=httpx.create_ssl_context(trust_env=False),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(deny),
+            network_backend=self.backend,
         )
