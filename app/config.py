@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     live_max_width: int = Field(960, ge=64)
     live_stall_timeout_s: float = Field(10.0, gt=0)  # a viewer that takes no frame for this long is dropped
 
+    # Recordings and media retention
+    segment_s: float = Field(60.0, gt=0)  # continuous recording: a segment ends at a keyframe after this
+    export_max_s: float = Field(3600.0, gt=0)  # longest span one export.mp4 may cover
+    snapshot_retain_days: float = Field(30.0, gt=0)  # event snapshots older than this are deleted
+    min_free_disk_mb: int = Field(1024, ge=0)  # below this much free space, the oldest media goes first
+    retention_interval_s: float = Field(60.0, gt=0)  # how often retention runs and the disk floor is checked
+
     # VLM (optional; off when base_url is empty)
     vlm_base_url: str = ""
     vlm_model: str = "llava"

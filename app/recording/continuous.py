@@ -1,0 +1,185 @@
+"""Recorder: the lifespan part that runs a SegmentWriter for every camera recording continuously.
+
+It follows the running cameras by polling `targets()` (camera id -> packet ring of each running camera
+whose record mode is "continuous"; the lifespan adapts the camera manager to it, so this package never
+imports the cameras package), and keeps the `recordings` index from the writers' events. On start it
+finishes or discards the segments a crash left half-written, and deletes files no row points to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.kit.tasks import cancel_and_wait, spawn
+from app.models import Camera, Recording
+from app.recording.segments import RECORDINGS, SegmentClosed, SegmentEvent, SegmentWriter, finish_file
+from app.stream.packets import PacketRing
+
+log = logging.getLogger("argus.recording")
+POLL_S = 1.0
+
+
+def _dt(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+class Recorder:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        data_dir: Path,
+        segment_s: float,
+        targets: Callable[[], Mapping[int, PacketRing]],
+        may_write: Callable[[], bool] = lambda: True,
+        on_cameras_gone: Callable[[], None] = lambda: None,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.data_dir = Path(data_dir)
+        self.segment_s = segment_s
+        self.targets = targets
+        self.may_write = may_write
+        self.on_cameras_gone = on_cameras_gone
+        self.poll_s = poll_s
+        self.writers: dict[int, SegmentWriter] = {}
+        self._events: asyncio.Queue[SegmentEvent] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.index_errors = 0
+
+    async def __aenter__(self) -> Self:
+        await recover(self.sessionmaker, self.data_dir)
+        self._loop = asyncio.get_running_loop()
+        self._tasks = [
+            spawn(self._follow(), name="argus.recorder"),
+            spawn(self._index(), name="argus.recorder-index"),
+        ]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await cancel_and_wait(self._tasks[0])
+        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in self.writers.values()))
+        self.writers.clear()
+        await self._events.join()  # the last SegmentClosed rows are written before the engine goes
+        await cancel_and_wait(self._tasks[1])
+
+    def _sink(self, event: SegmentEvent) -> None:
+        """Writer threads: hand the event to the loop (the index is written there)."""
+        self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+
+    async def _follow(self) -> None:
+        while True:
+            await self.reconcile()
+            await asyncio.sleep(self.poll_s)
+
+    async def reconcile(self) -> None:
+        """A writer per wanted camera (a restarted pipeline has a new ring: a new writer); stop the rest."""
+        wanted = dict(self.targets())
+        stale = [cid for cid, w in self.writers.items() if wanted.get(cid) is not w.ring]
+        await asyncio.gather(*(asyncio.to_thread(self.writers.pop(cid).stop) for cid in stale))
+        for cid, ring in wanted.items():
+            if cid not in self.writers:
+                writer = SegmentWriter(cid, ring, self.data_dir, self.segment_s, self._sink, self.may_write)
+                writer.start()
+                self.writers[cid] = writer
+        if any(cid not in wanted for cid in stale):
+            self.on_cameras_gone()  # a deleted camera's files go now, not at the next retention run
+
+    async def _index(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                await self._write(event)
+            except SQLAlchemyError as exc:
+                self.index_errors += 1
+                log.warning("recording index: %s not written: %s", event.path, exc)
+            finally:
+                self._events.task_done()
+
+    async def _write(self, event: SegmentEvent) -> None:
+        async with self.sessionmaker() as session:
+            row = (await session.execute(select(Recording).where(Recording.path == event.path))).scalar()
+            if row is None:
+                if not await _camera_exists(session, event.camera_id):
+                    return  # deleted while it recorded: the purge takes the file
+                row = Recording(camera_id=event.camera_id, path=event.path, started_at=_dt(event.started_at))
+                session.add(row)
+            if isinstance(event, SegmentClosed):
+                row.ended_at = _dt(event.ended_at)
+                row.bytes = event.bytes
+                row.complete = True
+            await session.commit()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "recording": sorted(cid for cid, w in self.writers.items() if w.recording),
+            "segments_written": sum(w.segments for w in self.writers.values()),
+            "refused_low_disk": sum(w.refused for w in self.writers.values()),
+            "index_errors": self.index_errors,
+        }
+
+
+def pipeline_targets(manager: Any) -> Callable[[], dict[int, PacketRing]]:
+    """`targets` over the camera manager (duck-typed: recording never imports cameras): the ring of each
+    running camera whose record mode is continuous."""
+
+    def targets() -> dict[int, PacketRing]:
+        found = {}
+        for camera_id in manager.camera_ids():
+            pipeline = manager.get(camera_id)
+            ring = getattr(getattr(pipeline, "source", None), "ring", None)
+            if ring is not None and getattr(pipeline.config, "record_mode", None) == "continuous":
+                found[camera_id] = ring
+        return found
+
+    return targets
+
+
+async def _camera_exists(session: AsyncSession, camera_id: int) -> bool:
+    return await session.get(Camera, camera_id) is not None
+
+
+async def recover(sessionmaker: async_sessionmaker[AsyncSession], data_dir: Path) -> None:
+    """At start, before any writer: finish or discard every unfinished segment, drop files with no row."""
+    async with sessionmaker() as session:
+        rows = (await session.execute(select(Recording).where(Recording.complete.is_(False)))).scalars().all()
+        for row in rows:
+            done = await asyncio.to_thread(finish_file, data_dir / row.path)
+            if done is None:
+                await session.delete(row)
+                continue
+            row.ended_at = _dt(row.started_at.timestamp() + done.duration_s)
+            row.bytes, row.complete = done.bytes, True
+        await session.commit()
+        known = set((await session.execute(select(Recording.path))).scalars())
+    stray = await asyncio.to_thread(_delete_stray_files, data_dir, known)
+    if rows or stray:
+        log.info(
+            "recordings recovered: %d unfinished segments checked, %d stray files deleted", len(rows), stray
+        )
+
+
+def _delete_stray_files(data_dir: Path, known: set[str]) -> int:
+    root = data_dir / RECORDINGS
+    count = 0
+    for path in root.rglob("*") if root.is_dir() else ():
+        if path.is_file() and path.relative_to(data_dir).as_posix() not in known:
+            path.unlink(missing_ok=True)
+            count += 1
+    return count
+
+
+async def forget_missing(session: AsyncSession, data_dir: Path, ids_paths: list[tuple[int, str]]) -> int:
+    """Rows whose file is gone (deleted by hand, or a crash between file and row deletion)."""
+    missing = [i for i, p in ids_paths if not (data_dir / p).exists()]
+    if missing:
+        await session.execute(delete(Recording).where(Recording.id.in_(missing)))
+    return len(missing)
