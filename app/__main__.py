@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     return _serve(settings)
 
 
+WS_MAX_BYTES = 65_536
+
+
 def _serve(settings: Settings) -> int:
     import uvicorn
 
@@ -65,6 +68,9 @@ def _serve(settings: Settings) -> int:
         # Live JPEGs are encoded once and sent to every viewer: deflating them again per viewer costs
         # ~3 ms CPU per frame per viewer for ~2% fewer bytes (bench/live.py --deflate).
         ws_per_message_deflate=False,
+        # client messages on /ws/live are tiny JSON (app.live.endpoints.MAX_TEXT): a bigger frame is
+        # refused by the protocol (close 1009) before it is buffered, not after 16 MiB of it
+        ws_max_size=WS_MAX_BYTES,
     )
     return 0
 

@@ -15,8 +15,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.kit.echo import safe_errors
-from app.kit.redact import mask_text
+from app.kit.echo import safe_errors, shown_message
 
 
 class ArgusError(Exception):
@@ -58,7 +57,7 @@ def install_error_handler(app: FastAPI) -> None:
         assert isinstance(exc, ArgusError)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         body = exc.body()
-        body["detail"] = mask_text(body["detail"])  # messages may quote a URL or a path with credentials
+        body["detail"] = shown_message(body["detail"])  # messages may quote a URL or a long path segment
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     async def handle_validation(_: Request, exc: Exception) -> JSONResponse:

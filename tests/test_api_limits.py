@@ -142,3 +142,9 @@ class TestNoEcho:
         assert len(r.content) < 2_000
         r = await client.post("/api/cameras", json={"url": "rtsp://h/x", "vad": [1] * 10_000})
         assert r.status_code == 422 and len(r.content) < 4_000
+
+    async def test_error_messages_and_query_strings_are_bounded(self, client: httpx.AsyncClient) -> None:
+        r = await client.get("/api/models/" + "n" * 20_000)  # its name is quoted in the 404 message
+        assert r.status_code == 404 and len(r.content) < 1_500, len(r.content)
+        r = await client.get("/api/alerts", params={"cursor": "a" * 5_000})
+        assert r.status_code == 422 and len(r.content) < 1_500, r.text

@@ -176,7 +176,9 @@ async def list_alerts(
     webhook_id: DbId | None = None,
     camera_id: DbId | None = None,
     since: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> CursorPage[AlertRead]:
     rows, next_cursor = await service.page_alerts(

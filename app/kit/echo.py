@@ -50,6 +50,11 @@ def _safe_error(error: dict[str, Any]) -> dict[str, Any]:
     return error
 
 
+def shown_message(text: str, limit: int = 1_000) -> str:
+    """An error message fit to send: masked, then cut (messages quote ids, names and URLs they got)."""
+    return _text(text, limit)
+
+
 def shown(value: Any) -> Any:
     """A refused input as it may be shown back (see the module doc)."""
     return _Shower().show(value, 0)

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -67,8 +69,10 @@ def test_plain_args_are_kept_and_split_secrets_still_masked(caplog: pytest.LogCa
     assert KEY not in caplog.text
 
 
-def test_argus_serve_access_log_with_a_token(tmp_path: Path) -> None:
-    """The real command with uvicorn's default logging config: access lines masked, no logging errors."""
+@contextmanager
+def argus_serve(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The real `argus serve` (uvicorn's default logging config) on a free port; yields its base URL and
+    process, whose combined output can be read once it has been stopped."""
     port = free_port()
     env = {
         **os.environ,
@@ -79,11 +83,10 @@ def test_argus_serve_access_log_with_a_token(tmp_path: Path) -> None:
     }
     cmd = [sys.executable, "-m", "app", "serve", "--port", str(port)]
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
-        cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    out_mode = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    proc = subprocess.Popen(cmd, cwd=root, env=env, **out_mode)  # type: ignore[call-overload]
+    base = f"http://127.0.0.1:{port}"
     try:
-        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
@@ -94,10 +97,19 @@ def test_argus_serve_access_log_with_a_token(tmp_path: Path) -> None:
                 pass
             assert time.monotonic() < deadline, "argus serve did not start"
             time.sleep(0.2)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
+
+
+def test_argus_serve_access_log_with_a_token(tmp_path: Path) -> None:
+    """The real command with uvicorn's default logging config: access lines masked, no logging errors."""
+    with argus_serve(tmp_path) as (base, proc):
         headers = {"Authorization": f"Bearer {KEY}"}
         assert httpx.get(f"{base}/api/cameras?token={KEY}", headers=headers).status_code == 200
         assert httpx.get(f"{base}/api/health?token=x").status_code == 200
-    finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert "Logging error" not in out and "Traceback" not in out, out[-3000:]
