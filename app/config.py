@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     live_stall_timeout_s: float = Field(10.0, gt=0)  # a viewer that takes no frame for this long is dropped
 
     # Recordings and media retention
+    clip_max_s: float = Field(300.0, gt=0)  # an event clip longer than this continues in a next part file
     segment_s: float = Field(60.0, gt=0)  # continuous recording: a segment ends at a keyframe after this
     export_max_s: float = Field(3600.0, gt=0)  # longest span one export.mp4 may cover
     snapshot_retain_days: float = Field(30.0, gt=0)  # event snapshots older than this are deleted

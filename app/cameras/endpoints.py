@@ -24,7 +24,9 @@ ManagerDep = Annotated[MultiCameraManager, Depends(get_manager)]
 
 
 def get_service(session: SessionDep, manager: ManagerDep, rt: RuntimeDep) -> CameraService:
-    return CameraService(session, manager, rt.settings.resolved_media_dir)
+    # every runtime part that keeps files per camera (clips, recordings) deletes them with the camera
+    hooks = [part.camera_deleted for part in rt.parts.values() if hasattr(part, "camera_deleted")]
+    return CameraService(session, manager, rt.settings.resolved_media_dir, hooks)
 
 
 ServiceDep = Annotated[CameraService, Depends(get_service)]

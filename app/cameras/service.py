@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,10 +26,17 @@ class CameraRuntime(Protocol):
 
 
 class CameraService:
-    def __init__(self, session: AsyncSession, runtime: CameraRuntime, media_dir: Path) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        runtime: CameraRuntime,
+        media_dir: Path,
+        on_deleted: Sequence[Callable[[int], Awaitable[None]]] = (),
+    ) -> None:
         self.repo = CameraRepository(session)
         self.runtime = runtime
         self.media_dir = media_dir  # the only place local video files may come from
+        self.on_deleted = on_deleted  # media owners (clips, recordings): delete the camera's files
 
     async def list(self) -> Sequence[Camera]:
         return await self.repo.list()
@@ -73,6 +80,8 @@ class CameraService:
         await self.repo.delete(camera)
         await self._commit()
         await self.runtime.remove(camera_id)
+        for hook in self.on_deleted:  # after the pipeline stopped: nothing writes the files any more
+            await hook(camera_id)
 
     def _url(self, url: str) -> str:
         """Stream URLs as given; a local file only as a regular video file inside the media directory

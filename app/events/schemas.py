@@ -36,6 +36,8 @@ class EventRead(Schema):
                     "source": "pipeline",
                     "data": {"peak_score": 5.1, "frames": 31},
                     "snapshot_url": "/api/events/3f2c9e0b7d5a4f1e9c8b6a5d4e3f2a1b/snapshot.jpg",
+                    "clip_url": "/api/events/3f2c9e0b7d5a4f1e9c8b6a5d4e3f2a1b/clip.mp4",
+                    "clip_urls": ["/api/events/3f2c9e0b7d5a4f1e9c8b6a5d4e3f2a1b/clip.mp4"],
                     "created_at": "2026-11-23T17:00:01Z",
                     "updated_at": "2026-11-23T17:00:07Z",
                 }
@@ -54,6 +56,8 @@ class EventRead(Schema):
     source: str
     data: dict[str, Any]
     snapshot_path: str | None = Field(None, exclude=True)
+    clip_path: str | None = Field(None, exclude=True)
+    clip_parts: int | None = Field(None, exclude=True)
     created_at: datetime
     updated_at: datetime
 
@@ -61,6 +65,24 @@ class EventRead(Schema):
     @property
     def snapshot_url(self) -> str | None:
         return f"/api/events/{self.id}/snapshot.jpg" if self.snapshot_path else None
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="The event's video (MP4, HTTP Range), as soon as its first fragment is written; "
+        "a clip longer than ARGUS_CLIP_MAX_S continues in `clip_urls`' next parts."
+    )
+    @property
+    def clip_url(self) -> str | None:
+        return f"/api/events/{self.id}/clip.mp4" if self.clip_path else None
+
+    @computed_field(description="Every part of the clip, in order (empty without a clip).")  # type: ignore[prop-decorator]
+    @property
+    def clip_urls(self) -> list[str]:
+        if not self.clip_path:
+            return []
+        url = f"/api/events/{self.id}/clip.mp4"
+        return [url] + [f"{url}?part={n}" for n in range(2, (self.clip_parts or 1) + 1)]
+
+
 
 
 class EventIngest(Schema):

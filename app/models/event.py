@@ -29,5 +29,8 @@ class Event(TimestampMixin, Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     snapshot_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    # set by app.recording (a direct UPDATE), never by the logger's upsert: part 1's path, and parts
+    clip_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    clip_parts: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
     source: Mapped[str] = mapped_column(String(32), default="pipeline", nullable=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)

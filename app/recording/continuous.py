@@ -148,7 +148,8 @@ async def _camera_exists(session: AsyncSession, camera_id: int) -> bool:
 
 
 async def recover(sessionmaker: async_sessionmaker[AsyncSession], data_dir: Path) -> None:
-    """At start, before any writer: finish or discard every unfinished segment, drop files with no row."""
+    """At start, before any writer: finish or discard every unfinished segment, forget rows whose file is
+    gone (a crash between a file's deletion and its row's) and delete files no row points to."""
     async with sessionmaker() as session:
         rows = (await session.execute(select(Recording).where(Recording.complete.is_(False)))).scalars().all()
         for row in rows:
@@ -158,13 +159,24 @@ async def recover(sessionmaker: async_sessionmaker[AsyncSession], data_dir: Path
                 continue
             row.ended_at = _dt(row.started_at.timestamp() + done.duration_s)
             row.bytes, row.complete = done.bytes, True
+        await session.flush()
+        known = {p: i for i, p in await session.execute(select(Recording.id, Recording.path))}
+        missing = await asyncio.to_thread(_without_file, data_dir, known)
+        if missing:
+            await session.execute(delete(Recording).where(Recording.id.in_(missing)))
         await session.commit()
-        known = set((await session.execute(select(Recording.path))).scalars())
-    stray = await asyncio.to_thread(_delete_stray_files, data_dir, known)
-    if rows or stray:
+    stray = await asyncio.to_thread(_delete_stray_files, data_dir, set(known))
+    if rows or stray or missing:
         log.info(
-            "recordings recovered: %d unfinished segments checked, %d stray files deleted", len(rows), stray
+            "recordings: %d unfinished segments checked, %d stray files deleted, %d rows without a file",
+            len(rows),
+            stray,
+            len(missing),
         )
+
+
+def _without_file(data_dir: Path, known: dict[str, int]) -> list[int]:
+    return [i for p, i in known.items() if not (data_dir / p).is_file()]
 
 
 def _delete_stray_files(data_dir: Path, known: set[str]) -> int:
@@ -175,11 +187,3 @@ def _delete_stray_files(data_dir: Path, known: set[str]) -> int:
             path.unlink(missing_ok=True)
             count += 1
     return count
-
-
-async def forget_missing(session: AsyncSession, data_dir: Path, ids_paths: list[tuple[int, str]]) -> int:
-    """Rows whose file is gone (deleted by hand, or a crash between file and row deletion)."""
-    missing = [i for i, p in ids_paths if not (data_dir / p).exists()]
-    if missing:
-        await session.execute(delete(Recording).where(Recording.id.in_(missing)))
-    return len(missing)
