@@ -83,8 +83,6 @@ class EventRead(Schema):
         return [url] + [f"{url}?part={n}" for n in range(2, (self.clip_parts or 1) + 1)]
 
 
-
-
 class EventIngest(Schema):
     """An event raised by another system; it takes the same path as a pipeline event."""
 
