@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -10,11 +9,22 @@ from fastapi import APIRouter, Depends, Response, status
 
 from app.deps import ApiKeyDep, RuntimeDep
 from app.errors import Invalid
-from app.inference.manifest import ManifestError, ModelSpec
+from app.inference.manifest import (
+    MANIFEST_MAX_BYTES,
+    MANIFEST_UNUSABLE,
+    MODEL_MAX_BYTES,
+    MODEL_UNUSABLE,
+    ManifestError,
+    ModelSpec,
+    parse_json,
+)
 from app.inference.pool import ResourcePool
 from app.inference.schemas import ModelRead, ModelRegister
+from app.kit.files import FileReader, FileRefused, check_regular_file, read_regular_file
 
 router = APIRouter(prefix="/api/models", tags=["models"])
+# Client-named files are checked and read on threads of their own, with a timeout (app/kit/files.py).
+FILES = FileReader(timeout_s=5.0, name="argus.models-io")
 
 
 def get_pool(rt: RuntimeDep) -> ResourcePool:
@@ -37,23 +47,41 @@ async def get_model(name: str, pool: PoolDep, _: ApiKeyDep) -> ModelRead:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    summary="Register an ONNX model from a path on the server, with its manifest",
+    summary="Register an ONNX model inside ARGUS_MODELS_DIR, with its manifest",
+    description="`manifest_path` and the manifest's `path` name files inside ARGUS_MODELS_DIR (relative "
+    "paths are taken from there); anything else, or a file that is not regular or too large, gets one "
+    "'not usable' answer.",
     responses={409: {"description": "the name is taken"}, 422: {"description": "bad manifest or model file"}},
 )
-async def register_model(body: ModelRegister, pool: PoolDep, _: ApiKeyDep) -> ModelRead:
+async def register_model(body: ModelRegister, pool: PoolDep, rt: RuntimeDep, _: ApiKeyDep) -> ModelRead:
     prefix = "" if body.manifest_path is not None else "manifest."
+    models_dir = rt.settings.resolved_models_dir
     try:
         if body.manifest_path is not None:
-            spec = await asyncio.to_thread(ModelSpec.from_file, Path(body.manifest_path))
+            spec = await FILES.run(_manifest_inside, body.manifest_path, models_dir)
         else:
-            spec = ModelSpec.parse(body.manifest)
-            if not spec.path.is_absolute():
-                raise ManifestError("give the model's absolute path on the server", "path")
+            spec = ModelSpec.parse(body.manifest, models_dir)
+        spec = spec.model_copy(update={"path": await _model_inside(spec.path, models_dir)})
         await pool.add(spec)
     except ManifestError as exc:
         field = exc.field if exc.field == "manifest_path" else f"{prefix}{exc.field or ''}".rstrip(".")
         raise Invalid(exc.message, field or None) from None
     return ModelRead.model_validate(pool.stats(spec.name)[0])
+
+
+def _manifest_inside(path: str, models_dir: Path) -> ModelSpec:
+    try:
+        full, raw = read_regular_file(path, models_dir, MANIFEST_MAX_BYTES)
+    except FileRefused:
+        raise ManifestError(MANIFEST_UNUSABLE, "manifest_path") from None
+    return ModelSpec.parse(parse_json(raw, full.name), full.parent)
+
+
+async def _model_inside(path: Path, models_dir: Path) -> Path:
+    try:
+        return await FILES.run(check_regular_file, path, models_dir, MODEL_MAX_BYTES)
+    except FileRefused:
+        raise ManifestError(MODEL_UNUSABLE, "path") from None
 
 
 @router.delete(

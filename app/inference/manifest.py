@@ -15,12 +15,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.kit.files import FileRefused, read_regular_file
+
 ModelKind = Literal["vad", "detector", "score"]
 DetectorLayout = Literal["yolov8", "yolov5"]  # [1, 4+C, N] / [1, N, 5+C]
 ChannelOrder = Literal["rgb", "bgr", "gray"]
 Dim = int | None  # None = dynamic (a dim_param or a non-positive dim_value in the graph)
 
 MANIFEST_SUFFIX = ".json"
+MANIFEST_MAX_BYTES = 1_048_576
+MODEL_MAX_BYTES = 2**31  # protobuf's own limit for one ONNX file (larger models keep external data)
+MANIFEST_UNUSABLE = "not a usable manifest: a regular JSON file inside ARGUS_MODELS_DIR, at most 1 MiB"
+MODEL_UNUSABLE = "not a usable model file: a regular ONNX file inside ARGUS_MODELS_DIR, at most 2 GiB"
 
 
 class ManifestError(ValueError):
@@ -111,18 +117,21 @@ class ModelSpec(BaseModel):
                 loc = _field_in_message(str(err["msg"]))
             raise ManifestError(str(err["msg"]).removeprefix("Value error, "), loc) from None
         if base_dir is not None and not spec.path.is_absolute():
-            spec = spec.model_copy(update={"path": (base_dir / spec.path).resolve()})
+            try:  # a NUL or an over-long name is a client's error, not a 500
+                spec = spec.model_copy(update={"path": (base_dir / spec.path).resolve()})
+            except (OSError, RuntimeError, ValueError):
+                raise ManifestError(MODEL_UNUSABLE, "path") from None
         return spec
 
     @classmethod
     def from_file(cls, manifest: Path) -> ModelSpec:
+        """Read a manifest (a regular file of at most MANIFEST_MAX_BYTES: a pipe or device in the models
+        folder must not hang the start) and resolve its relative `path` against its folder."""
         try:
-            data = json.loads(manifest.read_text())
-        except OSError as exc:
-            raise ManifestError(f"cannot read {manifest}: {exc.strerror}", "manifest_path") from None
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{manifest} is not valid JSON: {exc}", "manifest_path") from None
-        return cls.parse(data, manifest.parent)
+            _, raw = read_regular_file(manifest, None, MANIFEST_MAX_BYTES)
+        except FileRefused:
+            raise ManifestError(f"{MANIFEST_UNUSABLE} ({manifest.name})", "manifest_path") from None
+        return cls.parse(parse_json(raw, manifest.name), manifest.parent)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_defaults=False)
@@ -133,6 +142,13 @@ class ModelSpec(BaseModel):
         tmp = manifest.with_suffix(manifest.suffix + ".tmp")
         tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
         tmp.replace(manifest)
+
+
+def parse_json(raw: bytes, name: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ManifestError(f"{name} is not valid JSON: {exc}", "manifest_path") from None
 
 
 def _field_in_message(msg: str) -> str | None:

@@ -42,7 +42,7 @@ class TestModelsApi:
         assert resp.status_code == 401
 
     async def test_register_get_delete(self, app_client: httpx.AsyncClient, settings: Settings) -> None:
-        onnx_path = yolo_model(settings.data_dir / "ext" / "tiny.onnx")
+        onnx_path = yolo_model(settings.resolved_models_dir / "ext" / "tiny.onnx")
         resp = await app_client.post("/api/models", json={"manifest": detector_manifest(onnx_path)})
         assert resp.status_code == 201, resp.text
         body = resp.json()
@@ -58,8 +58,8 @@ class TestModelsApi:
     async def test_register_from_a_manifest_file(
         self, app_client: httpx.AsyncClient, settings: Settings
     ) -> None:
-        onnx_path = yolo_model(settings.data_dir / "ext" / "tiny.onnx", layout="yolov5")
-        manifest = settings.data_dir / "ext" / "tiny.json"
+        onnx_path = yolo_model(settings.resolved_models_dir / "ext" / "tiny.onnx", layout="yolov5")
+        manifest = settings.resolved_models_dir / "ext" / "tiny.json"
         manifest.write_text(json.dumps(detector_manifest(Path("tiny.onnx"), layout="yolov5")))
         resp = await app_client.post("/api/models", json={"manifest_path": str(manifest)})
         assert resp.status_code == 201, resp.text
@@ -74,7 +74,7 @@ class TestModelsApi:
     async def test_bad_manifest_is_a_422_naming_the_field(
         self, app_client: httpx.AsyncClient, settings: Settings
     ) -> None:
-        onnx_path = yolo_model(settings.data_dir / "ext" / "tiny.onnx")
+        onnx_path = yolo_model(settings.resolved_models_dir / "ext" / "tiny.onnx")
         cases = [
             (detector_manifest(onnx_path, layout=None), "manifest.layout"),
             (detector_manifest(onnx_path, kind="classifier"), "manifest.kind"),
@@ -91,7 +91,8 @@ class TestModelsApi:
     async def test_a_file_that_is_not_onnx_is_a_422(
         self, app_client: httpx.AsyncClient, settings: Settings
     ) -> None:
-        junk = settings.data_dir / "junk.onnx"
+        settings.resolved_models_dir.mkdir(parents=True, exist_ok=True)
+        junk = settings.resolved_models_dir / "junk.onnx"
         junk.write_bytes(b"definitely not a protobuf" * 10)
         resp = await app_client.post("/api/models", json={"manifest": detector_manifest(junk)})
         assert resp.status_code == 422
@@ -102,7 +103,7 @@ class TestModelsApi:
         assert missing.status_code == 422 and missing.json()["field"] == "manifest.path"
 
     async def test_a_taken_name_is_a_409(self, app_client: httpx.AsyncClient, settings: Settings) -> None:
-        onnx_path = yolo_model(settings.data_dir / "ext" / "tiny.onnx")
+        onnx_path = yolo_model(settings.resolved_models_dir / "ext" / "tiny.onnx")
         taken = detector_manifest(onnx_path, name="vad-motion")
         resp = await app_client.post("/api/models", json={"manifest": taken})
         assert resp.status_code == 409
