@@ -27,13 +27,27 @@ def serialised(row: Any, schema: type[M], log: logging.Logger, what: str) -> tup
         item = schema.model_validate(row)
         return item, item.model_dump_json().encode()
     except (ValueError, TypeError, RecursionError) as exc:  # pydantic's errors are ValueErrors
-        row_id = str(getattr(row, "id", "?"))
-        if f"{what}:{row_id}" not in _reported:
-            if len(_reported) >= _MAX_REPORTED:
-                _reported.clear()
-            _reported.add(f"{what}:{row_id}")
-            log.warning("%s %s cannot be returned: %s", what, row_id, str(exc)[:200])
+        _report(log, what, row, exc)
         return None
+
+
+def servable(item: BaseModel, log: logging.Logger, what: str) -> bool:
+    """Whether a validated item serialises (for lists FastAPI serialises itself); logged once if not."""
+    try:
+        item.model_dump_json()
+    except (ValueError, TypeError, RecursionError) as exc:
+        _report(log, what, item, exc)
+        return False
+    return True
+
+
+def _report(log: logging.Logger, what: str, row: Any, exc: BaseException) -> None:
+    row_id = str(getattr(row, "id", "?"))
+    if f"{what}:{row_id}" not in _reported:
+        if len(_reported) >= _MAX_REPORTED:
+            _reported.clear()
+        _reported.add(f"{what}:{row_id}")
+        log.warning("%s %s cannot be returned: %s", what, row_id, str(exc)[:200])
 
 
 def page_response(

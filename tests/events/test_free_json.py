@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from app.events.repository import EventRepository
 from app.events.types import NewEvent, Severity, utcnow
 from app.kit.schemas import MAX_JSON_DEPTH, MAX_JSON_ITEMS
+from app.models import Camera
 
 
 def nested(levels: int) -> dict[str, Any]:
@@ -113,3 +114,14 @@ async def test_a_stored_row_that_cannot_be_served_is_left_out_not_a_500(
     assert (await api_client.get(f"/api/events/{good.id}")).json()["data"] == {"door": "bay"}
     warnings = [r for r in caplog.records if bad.id in r.getMessage()]
     assert len(warnings) == 1  # logged once, not per request
+
+
+async def test_a_camera_row_that_cannot_be_served_is_left_out_of_the_list(
+    api_app: FastAPI, api_client: httpx.AsyncClient
+) -> None:
+    async with api_app.state.runtime.sessionmaker.begin() as session:
+        session.add(Camera(name="old", url="rtsp://127.0.0.1:9/a", enabled=False, vad={"x": nested(300)}))
+        session.add(Camera(name="fine", url="rtsp://127.0.0.1:9/b", enabled=False))
+    r = await api_client.get("/api/cameras")
+    assert r.status_code == 200, r.text
+    assert [c["name"] for c in r.json()] == ["fine"]
