@@ -32,6 +32,7 @@ from app.kit.db import create_engine, create_sessionmaker
 from app.live.hub import LiveHub
 from app.metrics import EVENTS
 from app.migrate import pending_revisions, upgrade_async
+from app.recording.clips import ClipRecorder, pipeline_feeds
 
 log = logging.getLogger("argus")
 
@@ -95,6 +96,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         tracer = Tracer.from_settings(settings)
         stack.callback(tracer.close)
         parts["tracer"] = tracer
+        # -- clips (entered before the logger, so it stops after it: a clip's last row update finds the
+        # event stored; its writers get their last packets when the cameras stop, which is first) --
+        clips = await stack.enter_async_context(
+            ClipRecorder(
+                settings.data_dir,
+                sessionmaker,
+                pipeline_feeds(lambda cid: parts["manager"].get(cid) if "manager" in parts else None),
+                max_s=settings.clip_max_s,
+                may_write=lambda: parts["retention"].space_ok() if "retention" in parts else True,
+            )
+        )
+        parts["clips"] = clips
+        bus.subscribe("clips", clips.consider, direct=True)  # consider() only starts a thread or sets a time
         # -- events (logger) --
         event_logger = await stack.enter_async_context(AsyncEventLogger.from_settings(sessionmaker, settings))
         parts["event_logger"] = event_logger

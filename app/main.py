@@ -24,6 +24,7 @@ from app.kit.redact import install_log_redaction
 from app.lifespan import lifespan
 from app.live.endpoints import router as live_router
 from app.metrics import REGISTRY
+from app.recording.clip_endpoints import router as clips_router
 
 DESCRIPTION = """Argus watches RTSP cameras, scores frames with ONNX models, stores events, delivers alerts
 by webhook and streams live video over WebSocket.
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cameras_router)
     app.include_router(models_router)
     app.include_router(events_router)
+    app.include_router(clips_router)
     app.include_router(live_router)
 
     @app.get(

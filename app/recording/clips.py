@@ -190,6 +190,7 @@ class ClipRecorder:
         idle_timeout_s: float = 30.0,
         retry_s: float = 1.0,
         give_up_s: float = 120.0,
+        may_write: Callable[[], bool] = lambda: True,
     ) -> None:
         self.data_dir = Path(data_dir)
         self._repo = ClipRepository(sessionmaker)
@@ -198,6 +199,7 @@ class ClipRecorder:
         self._idle_timeout_s = idle_timeout_s
         self._retry_s = retry_s
         self._give_up_s = give_up_s
+        self._may_write = may_write  # the disk floor (retention): no new clip while it is not met
         self._active: dict[str, ClipWriter] = {}
         self._pending: dict[str, tuple[str | None, int, float]] = {}  # event id -> (path, parts, since)
         self._wake = asyncio.Event()
@@ -205,6 +207,7 @@ class ClipRecorder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self.started = 0
+        self.refused = 0
         self.finished = 0
         self.cpu_s = 0.0
 
@@ -256,6 +259,10 @@ class ClipRecorder:
         assert event.camera_id is not None
         feed = self._lookup(event.camera_id)
         if feed is None:
+            return None
+        if not self._may_write():
+            self.refused += 1
+            log.warning("no clip for event %s: the disk is below its free-space floor", event.id)
             return None
         tap = feed.ring.tap(since=event.started_at.timestamp() - feed.pre_roll_s)
         writer = ClipWriter(
@@ -357,6 +364,7 @@ class ClipRecorder:
             "active": len(self._active),
             "started": self.started,
             "finished": self.finished,
+            "refused": self.refused,
             "pending_rows": len(self._pending),
             "cpu_s": round(self.cpu_s, 4),
         }
