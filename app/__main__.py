@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import sys
 
+from pydantic import ValidationError
+
 from app.config import Settings
 
 
@@ -25,14 +27,31 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--name", default="cli")
     args = parser.parse_args(argv)
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "ARGUS_" + "_".join(str(part) for part in err["loc"]).upper()
+        print(
+            f"argus: cannot start: {name} is not valid ({err['msg']}): fix it in the environment or .env",
+            file=sys.stderr,
+        )
+        return 2
     if args.command in {"serve", "demo"}:
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
         settings = settings.model_copy(update=overrides)
     if args.command == "migrate":
         from app.migrate import upgrade
+        from app.preflight import describe_database_error
 
-        upgrade(settings.database_url)
+        try:
+            upgrade(settings.database_url)
+        except Exception as exc:
+            print(
+                f"argus: migrate failed: {describe_database_error(settings.database_url, exc)}",
+                file=sys.stderr,
+            )
+            return 2
         print("database is at the latest revision")
         return 0
     if args.command == "apikey":

@@ -20,8 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "S3cretPW"
 
 
-def serve(env: dict[str, str], prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "app", "serve", "--port", str(free_port())]
+def serve(
+    env: dict[str, str], prefix: list[str] | None = None, command: tuple[str, ...] = ("serve",)
+) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "app", *command]
+    if command == ("serve",):
+        cmd += ["--port", str(free_port())]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
     full_env.update({"ARGUS_API_KEYS": "test-key-0123456789", **env})
     return subprocess.run(
@@ -34,7 +38,7 @@ def one_line_failure(result: subprocess.CompletedProcess[str], *must_name: str) 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr  # one clear line, no traceback
     line = lines[0]
-    assert line.startswith("argus: cannot start: ")
+    assert line.startswith(("argus: cannot start: ", "argus: migrate failed: "))
     for what in must_name:
         assert what in line, line
     assert PASSWORD not in line
@@ -45,6 +49,13 @@ def sqlite_env(data_dir: Path) -> dict[str, str]:
     return {"ARGUS_DATA_DIR": str(data_dir)}
 
 
+def test_invalid_setting(tmp_path: Path) -> None:
+    line = one_line_failure(
+        serve({"ARGUS_DATA_DIR": str(tmp_path), "ARGUS_LIVE_FPS": "fast"}), "ARGUS_LIVE_FPS"
+    )
+    assert "not valid" in line
+
+
 class TestSqlite:
     def test_garbage_file(self, tmp_path: Path) -> None:
         db = tmp_path / "data" / "argus.db"
@@ -52,6 +63,12 @@ class TestSqlite:
         db.write_bytes(os.urandom(8192))
         line = one_line_failure(serve(sqlite_env(db.parent)), str(db))
         assert "not a usable Argus database" in line and "move it away" in line
+
+    def test_migrate_on_a_garbage_file(self, tmp_path: Path) -> None:
+        db = tmp_path / "argus.db"
+        db.write_bytes(os.urandom(8192))
+        result = serve({"ARGUS_DATA_DIR": str(tmp_path)}, command=("migrate",))
+        assert "not a usable Argus database" in one_line_failure(result, str(db))
 
     def test_truncated_file(self, tmp_path: Path) -> None:
         data_dir = tmp_path / "data"
