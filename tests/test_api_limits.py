@@ -148,3 +148,13 @@ class TestNoEcho:
         assert r.status_code == 404 and len(r.content) < 1_500, len(r.content)
         r = await client.get("/api/alerts", params={"cursor": "a" * 5_000})
         assert r.status_code == 422 and len(r.content) < 1_500, r.text
+
+
+@pytest.mark.parametrize("name", ["lobby\r\nWARNING forged line", "tab\there", "x\u2028y", "del\x7f"])
+async def test_names_refuse_control_characters(client: httpx.AsyncClient, name: str) -> None:
+    camera = {"name": name, "url": "rtsp://127.0.0.1:9/x", "enabled": False}
+    r = await client.post("/api/cameras", json=camera)
+    assert r.status_code == 422 and "control characters" in r.text, r.text
+    webhook = {"name": name, "url": "http://127.0.0.1:9/x", "secret": "s" * 8}
+    r = await client.post("/api/webhooks", json=webhook)
+    assert r.status_code == 422, r.text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -38,13 +39,19 @@ def reject_nul(value: str, what: str = "value") -> str:
     return value
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def stripped_name(value: str | None) -> str | None:
-    """Field validator body for names: surrounding spaces go, an empty name or a NUL is an error."""
+    """Field validator body for names: surrounding spaces go; an empty name, a NUL or any other control
+    character (a line break in a name forges lines wherever the name is logged or shown) is an error."""
     if value is None:
         return None
     value = reject_nul(value.strip(), "name")
     if not value:
         raise ValueError("name must not be empty")
+    if _CONTROL.search(value):
+        raise ValueError("name must not contain control characters (line breaks, tabs)")
     return value
 
 

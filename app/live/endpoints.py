@@ -24,6 +24,9 @@ log = logging.getLogger("argus.live")
 router = APIRouter()
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 MAX_TEXT = 16_384  # client messages are tiny; anything bigger is a mistake or abuse
+# A client sends a few subscribes and pings; each subscribe may cost a camera lookup in the database.
+MAX_MESSAGES_PER_S = 20
+_RATE_LIMITED = f"at most {MAX_MESSAGES_PER_S} messages a second; the rest of this second's were ignored"
 KEEPALIVE_S = 15.0  # an idle connection gets {"type":"keepalive"} this often (proxies drop silent sockets)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 4408
@@ -79,10 +82,19 @@ async def _authenticate(ws: WebSocket) -> str | None:
 
 
 async def _read(ws: WebSocket, hub: LiveHub, client: Client, runtime: Any) -> None:
+    window_start, count = time.monotonic(), 0
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
             return
+        now = time.monotonic()
+        if now - window_start >= 1.0:
+            window_start, count = now, 0
+        count += 1
+        if count > MAX_MESSAGES_PER_S:  # ignored, said once per second
+            if count == MAX_MESSAGES_PER_S + 1:
+                client.put_json(ProtocolError("rate_limited", _RATE_LIMITED).to_json())
+            continue
         text = message.get("text")
         if text is None:
             client.put_json(ProtocolError("binary_not_accepted", "send JSON text messages").to_json())
