@@ -175,6 +175,10 @@ async def static(name: str) -> FileResponse:
     # Only the page's own files: no subfolders, no traversal, no Python sources.
     if "/" in name or name.startswith(".") or path.suffix not in {".html", ".css", ".js", ".svg"}:
         raise NotFound("file", name)
-    if not path.is_file():
-        raise NotFound("file", name)
+    try:
+        found = path.is_file()
+    except OSError:  # ENAMETOOLONG and friends: a client's bad name, not a server error
+        found = False
+    if not found:
+        raise NotFound("file", name[:64])
     return FileResponse(path, headers={"Cache-Control": "no-cache"})
