@@ -81,6 +81,8 @@ class PartWriter:
 
     def _refresh(self) -> bool:
         if self._reader is None:
+            if not self.path.exists():
+                return False  # the muxer creates the file with its first packet
             self._reader = open(self.path, "rb")  # noqa: SIM115 - held for the part's life, closed in close()
         before = self._scanner.fragments
         self.readable = self._scanner.advance(self._reader, os.fstat(self._reader.fileno()).st_size)
@@ -91,8 +93,8 @@ class PartWriter:
         try:
             self._out.close()
             self._refresh()
-            with open(self.path, "rb+") as f:
-                os.fsync(f.fileno())
+            if self._reader is not None:
+                os.fsync(self._reader.fileno())  # the finished file survives a power cut as it is served
         except Exception:
             log.exception("clip part %s did not close cleanly; cutting it to its last fragment", self.path)
             repair(self.path)
