@@ -79,8 +79,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 class GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's own transport (HTTP/1.1, TLS, pooling, no environment proxies: a proxy would connect
-    for us, past the check) with the guarded backend underneath."""
+    """httpx's own transport (HTTP/1.1, TLS with SSL_CERT_FILE/SSL_CERT_DIR honoured, pooling) with the
+    guarded backend underneath. A client given a transport ignores HTTP(S)_PROXY, as it must here: a
+    proxy would connect for us, past the check."""
 
     def __init__(
         self,
@@ -88,10 +89,10 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         limits: httpx.Limits = httpx.Limits(),
         backend: GuardedBackend | None = None,
     ) -> None:
-        super().__init__(limits=limits, trust_env=False)
+        super().__init__(limits=limits)
         self.backend = backend or GuardedBackend(deny)
         self._pool = httpcore.AsyncConnectionPool(  # replaces the plain pool httpx made
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=httpx.create_ssl_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
