@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     read_timeout_s: float = Field(5.0, gt=0)
     stale_frame_s: float = Field(5.0, gt=0)  # watchdog: no new frame for this long = reconnect
     analysis_width: int = Field(320, ge=32)  # analysed frames are converted at this width, not full size
+    ring_max_mb: int = Field(64, ge=1)  # per camera: the packet ring's byte bound (pre-roll for clips)
+    gate_hold_s: float = Field(5.0, gt=0)  # decode=gated: keep decoding this long after the last motion
+    gate_min_hint_bytes: int = Field(600, ge=0)  # a P-frame smaller than this never hints at motion
+    decode_threads: int = Field(1, ge=0, le=16)  # FFmpeg decoder threads per camera (0 = FFmpeg decides)
     media_dir: Path | None = None  # local video files usable as cameras (demo, tests); default DATA_DIR/media
 
     # Inference

@@ -20,6 +20,11 @@ class CameraConfig:
     drop_every_n: int = 3
     vad: dict[str, Any] = field(default_factory=dict)
     analyzers: tuple[dict[str, Any], ...] = ()
+    decode: str = "gated"
+    rtsp_transport: str = "tcp"
+    pre_roll_s: float = 5.0
+    post_roll_s: float = 5.0
+    record: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Camera) -> CameraConfig:
@@ -33,7 +38,20 @@ class CameraConfig:
             drop_every_n=row.drop_every_n,
             vad=dict(row.vad or {}),
             analyzers=tuple(row.analyzers or ()),
+            decode=row.decode or "gated",
+            rtsp_transport=row.rtsp_transport or "tcp",
+            pre_roll_s=row.pre_roll_s if row.pre_roll_s is not None else 5.0,
+            post_roll_s=row.post_roll_s if row.post_roll_s is not None else 5.0,
+            record=dict(row.record or {}),
         )
+
+    @property
+    def record_mode(self) -> str:
+        return str(self.record.get("mode", "events"))
+
+    @property
+    def retain_days(self) -> int:
+        return int(self.record.get("retain_days", 7))
 
     @property
     def masked_url(self) -> str:

@@ -1,6 +1,7 @@
 """CameraPipeline: wires source -> sampler -> analyzers -> events, and frames -> live hub, for one camera.
 
-The capture thread decodes; the pipeline's task (`argus.pipeline:<id>`) takes sampled frames, runs the
+The source's demux thread keeps packets and decodes on demand; the pipeline's task
+(`argus.pipeline:<id>`) takes sampled frames, runs the
 analyzer chain through the shared pool, turns findings into events and hands detections to the live
 hub. Everything that crosses from the capture thread to the loop goes through `call_soon_threadsafe`.
 """
@@ -30,7 +31,7 @@ from app.live.hub import LiveHub
 from app.metrics import FRAMES_ANALYZED
 from app.stream.frame import Frame
 from app.stream.sampler import Sampler
-from app.stream.source import OpenCVSource, SourceState
+from app.stream.source import SourceState, StreamSource
 
 log = logging.getLogger("argus.cameras")
 IDLE_POLL_S = 0.5  # while nobody watches: keep the snapshot frame fresh, notice new viewers
@@ -63,7 +64,15 @@ class CameraPipeline:
         )
         self.episodes = EpisodeTracker(config.id, deps.bus, self._save_snapshot)
         try:
-            self.source = OpenCVSource(config.id, config.url, deps.settings, on_state=self._on_state)
+            self.source = StreamSource(
+                config.id,
+                config.url,
+                deps.settings,
+                on_state=self._on_state,
+                decode=config.decode,
+                rtsp_transport=config.rtsp_transport,
+                pre_roll_s=config.pre_roll_s,
+            )
             self.sampler = Sampler(self.source, config.analysis_fps, config.drop_policy, config.drop_every_n)
         except Exception:
             self.runner.finish()  # analyzers release the models they attached
@@ -89,11 +98,14 @@ class CameraPipeline:
         log.info("camera %s (%s) stopped", self.config.id, self.config.name)
 
     def can_retune(self, config: CameraConfig) -> bool:
-        """Only the sampling changed (rate, drop policy): apply it live instead of restarting."""
-        return (config.url, config.chain()) == (self.config.url, self.config.chain())
+        """Only sampling, decoding or recording changed: apply it live instead of reconnecting."""
+        same_stream = (config.url, config.rtsp_transport) == (self.config.url, self.config.rtsp_transport)
+        return same_stream and config.chain() == self.config.chain()
 
     def retune(self, config: CameraConfig) -> None:
         self.sampler.configure(config.analysis_fps, config.drop_policy, config.drop_every_n)
+        self.source.set_decode(config.decode)
+        self.source.ring.configure(config.pre_roll_s)
         self.config = config
         log.info(
             "camera %s (%s) retuned: %.1f fps, %s",
@@ -110,8 +122,11 @@ class CameraPipeline:
             self._publish_detections(frame, result)
             for finding in result.findings:
                 await self.episodes.apply(finding, frame.captured_at, frame.image)
-            # keyframe_burst: every frame at analysis_fps while an event is open, keyframes otherwise
-            self.sampler.set_burst(bool(self.episodes.open_events))
+            # while an event is open: every frame decoded (gated cameras), analysed at analysis_fps
+            # (keyframe_burst); keyframes otherwise
+            busy = bool(self.episodes.open_events)
+            self.sampler.set_burst(busy)
+            self.source.set_pixel_demand(busy)
 
     async def _feed_live(self) -> None:
         """Pass the live view's wish for frames to the source, and the source's newest frame to the hub.
@@ -172,4 +187,10 @@ class CameraPipeline:
             last_frame_at=datetime.fromtimestamp(last, UTC) if last else None,
             last_error=src.last_error,
             analyzers=[a.name for a in self.analyzers],
+            gate=src.gate,  # type: ignore[arg-type]
+            decode=src.decode,
+            decoded_fps=src.decoded_fps,
+            packets_per_s=src.packets_per_s,
+            bytes_per_s=src.bytes_per_s,
+            gop_s=src.gop_s,
         )

@@ -12,6 +12,9 @@ from app.kit.schemas import Schema, check_json, json_limits, json_size, stripped
 from app.kit.urls import camera_url_kind
 
 DropPolicyName = Literal["latest", "every_nth", "keyframe_burst"]
+DecodePolicyName = Literal["gated", "keyframes", "all"]
+RtspTransport = Literal["tcp", "udp"]
+RecordMode = Literal["off", "events", "continuous"]
 MAX_OPTIONS_BYTES = 16_384  # analyzer and VAD options: free JSON, stored on the camera row
 MAX_ANALYZERS = 16
 
@@ -39,6 +42,15 @@ class VadOptions(BaseModel):
             if json_size(self.model_extra) > MAX_OPTIONS_BYTES:
                 raise ValueError(f"vad options are larger than {MAX_OPTIONS_BYTES} bytes of JSON")
         return self
+
+
+class RecordOptions(BaseModel):
+    """What video a camera keeps: a clip per event (default), every minute, or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: RecordMode = Field("events", description="off, events (a clip per event) or continuous")
+    retain_days: int = Field(7, ge=1, le=3650, description="clips and segments older than this are deleted")
 
 
 class AnalyzerSpec(BaseModel):
@@ -86,6 +98,15 @@ class CameraCreate(CameraBase):
     analyzers: list[AnalyzerSpec] = Field(
         default_factory=list, max_length=MAX_ANALYZERS, description="analyzers beyond VAD"
     )
+    decode: DecodePolicyName = Field(
+        "gated",
+        description="gated: decode only while something moves or someone needs pixels (keyframes while "
+        "calm); keyframes: keyframes only unless pixels are needed; all: every frame",
+    )
+    rtsp_transport: RtspTransport = Field("tcp", description="RTSP interleaved over TCP, or UDP")
+    pre_roll_s: float = Field(5.0, ge=0, le=60, description="video kept before an event starts")
+    post_roll_s: float = Field(5.0, ge=0, le=300, description="video kept after an event ends")
+    record: RecordOptions = Field(default_factory=RecordOptions)
 
 
 class CameraUpdate(CameraBase):
@@ -99,6 +120,11 @@ class CameraUpdate(CameraBase):
     drop_every_n: int | None = Field(None, ge=1, le=1000)
     vad: VadOptions | None = None
     analyzers: list[AnalyzerSpec] | None = Field(None, max_length=MAX_ANALYZERS)
+    decode: DecodePolicyName | None = None
+    rtsp_transport: RtspTransport | None = None
+    pre_roll_s: float | None = Field(None, ge=0, le=60)
+    post_roll_s: float | None = Field(None, ge=0, le=300)
+    record: RecordOptions | None = None
 
 
 class CameraRead(Schema):
@@ -111,6 +137,11 @@ class CameraRead(Schema):
     drop_every_n: int
     vad: dict[str, Any]
     analyzers: list[dict[str, Any]]
+    decode: str = "gated"
+    rtsp_transport: str = "tcp"
+    pre_roll_s: float = 5.0
+    post_roll_s: float = 5.0
+    record: RecordOptions = Field(default_factory=RecordOptions)
     created_at: datetime
     updated_at: datetime
     state: str | None = None
@@ -132,3 +163,9 @@ class CameraStatus(BaseModel):
     last_frame_at: datetime | None = None
     last_error: str | None = None
     analyzers: list[str] = Field(default_factory=list)
+    gate: Literal["calm", "active"] | None = Field(None, description="activity gate (decode=gated)")
+    decode: str | None = None
+    decoded_fps: float = 0.0
+    packets_per_s: float = 0.0
+    bytes_per_s: float = 0.0
+    gop_s: float | None = Field(None, description="seconds between keyframes, as measured")

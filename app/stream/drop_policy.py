@@ -28,7 +28,10 @@ decoded frame that is not analysed lands in exactly one of them:
   `latest` counts one per missed analysis tick, `every_nth` one per missed Nth frame, `keyframe_burst`
   one per missed keyframe while calm.
 - `superseded`: converted, but no consumer was left to take it (the sampler was closed meanwhile).
-- `convert_failed`: `retrieve()` failed on a decoded frame that was due for analysis.
+- `convert_failed`: the conversion failed on a decoded frame that was due for analysis.
+- `not_decoded`: demuxed and kept in the packet ring but never decoded (the activity gate was calm and
+  it was not a keyframe due for a check, or it came before the stream's first keyframe). Free.
+- `decode_failed`: the decoder rejected the packet (corrupt data); it resyncs at the next keyframe.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class DropReason(StrEnum):
     BUSY = "busy"
     SUPERSEDED = "superseded"
     CONVERT_FAILED = "convert_failed"
+    NOT_DECODED = "not_decoded"  # demuxed and kept in the ring, not decoded (gate calm, not a due keyframe)
+    DECODE_FAILED = "decode_failed"
 
 
 class DropCounter:

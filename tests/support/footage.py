@@ -1,0 +1,102 @@
+"""Real footage as H.264 test clips: Debian opencv-doc's vtest.avi (pedestrians), re-encoded with PyAV.
+
+    clip = footage_clip(tmp_dir, still_s=6, motion_s=6, noise=0, width=1280)
+    clip.path, clip.motion_starts_s, clip.gop_s
+
+`still_s` seconds of the first frame held still (optionally with sensor noise of sd `noise` grey levels,
+a night stand-in), then `motion_s` seconds of the real walking pedestrians. x264 with a fixed GOP
+(`gop_s`, 2 s by default) and quality-based rate control (crf) or a fixed bitrate (`bitrate`), so the
+stream layer sees what real cameras send. Clips are cached per parameter set in `directory`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    fps: int
+    gop_s: float
+    motion_starts_s: float  # the first moving frame's time from the clip's start
+    duration_s: float
+
+
+def require_vtest() -> Path:
+    if not VTEST.is_file():
+        pytest.skip("real footage missing: apt-get install opencv-doc (make system-deps does)")
+    return VTEST
+
+
+def read_vtest(seconds: float, fps: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """`seconds` of vtest.avi (10 FPS) resampled to `fps` and resized to `size` (BGR frames)."""
+    cap = cv2.VideoCapture(str(require_vtest()))
+    source: list[np.ndarray] = []
+    while len(source) < int(seconds * 10) + 1:
+        ok, image = cap.read()
+        if not ok:
+            break
+        source.append(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+    cap.release()
+    return [source[min(len(source) - 1, int(i * 10 / fps))] for i in range(int(seconds * fps))]
+
+
+def footage_clip(
+    directory: Path,
+    still_s: float = 6.0,
+    motion_s: float = 6.0,
+    noise: float = 0.0,
+    width: int = 1280,
+    fps: int = 15,
+    gop_s: float = 2.0,
+    bitrate: int | None = None,
+) -> Clip:
+    height = round(width * 9 / 16 / 2) * 2
+    name = f"vtest-{still_s:g}-{motion_s:g}-{noise:g}-{width}-{fps}-{gop_s:g}-{bitrate or 'crf'}.mkv"
+    path = directory / name
+    clip = Clip(path, fps, gop_s, still_s, still_s + motion_s)
+    if path.exists():
+        return clip
+    moving = read_vtest(motion_s, fps, (width, height))
+    rng = np.random.default_rng(3)
+    tmp = path.with_suffix(".part.mkv")
+    with av.open(str(tmp), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        options = {"g": str(round(gop_s * fps)), "keyint_min": str(round(gop_s * fps)), "sc_threshold": "0"}
+        options |= {"preset": "veryfast", "tune": "zerolatency", "bf": "0"}
+        if bitrate:
+            stream.bit_rate = bitrate
+            options |= {"nal-hrd": "cbr", "x264-params": f"vbv-maxrate={bitrate // 1000}:vbv-bufsize={bitrate // 1000}"}
+        else:
+            options["crf"] = "23"
+        stream.options = options
+        still = moving[0]
+        for i in range(int(still_s * fps)):
+            image = still
+            if noise:
+                grain = rng.normal(0, noise, still.shape)
+                image = np.clip(still.astype(np.float32) + grain, 0, 255).astype(np.uint8)
+            _encode(out, stream, image, i)
+        for j, image in enumerate(moving):
+            _encode(out, stream, image, int(still_s * fps) + j)
+        for packet in stream.encode():
+            out.mux(packet)
+    tmp.rename(path)
+    return clip
+
+
+def _encode(out: av.container.OutputContainer, stream: av.VideoStream, image: np.ndarray, i: int) -> None:
+    frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+    frame.pts = i
+    for packet in stream.encode(frame):
+        out.mux(packet)
