@@ -61,14 +61,16 @@ class ModelRead(BaseModel):
 class ModelRegister(BaseModel):
     """Either `manifest_path` (a JSON manifest on the server) or an inline `manifest` object."""
 
-    manifest_path: str | None = Field(None, examples=["/srv/models/yolov8n.json"])
+    manifest_path: str | None = Field(
+        None, examples=["yolov8n.json"], description="a manifest file inside ARGUS_MODELS_DIR (relative to it)"
+    )
     manifest: Annotated[dict[str, Any], json_limits(MAX_MANIFEST_BYTES, MAX_MANIFEST_ITEMS)] | None = Field(
         None,
         examples=[
             {
                 "name": "yolov8n",
                 "kind": "detector",
-                "path": "/srv/models/yolov8n.onnx",
+                "path": "yolov8n.onnx",
                 "input_size": [640, 640],
                 "layout": "yolov8",
                 "class_names": ["person", "bicycle", "car"],

@@ -181,7 +181,7 @@ class TestModelsApi:
     async def test_registered_model_shows_its_curve(
         self, app_client: httpx.AsyncClient, settings: Settings
     ) -> None:
-        onnx_path = yolo_model(settings.data_dir / "ext" / "tiny.onnx")
+        onnx_path = yolo_model(settings.resolved_models_dir / "ext" / "tiny.onnx")
         manifest = {
             "name": "tiny-yolo", "kind": "detector", "path": str(onnx_path), "input_size": [32, 32],
             "layout": "yolov8", "class_names": ["person", "car"], "max_batch": 4,
