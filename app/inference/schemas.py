@@ -62,7 +62,7 @@ class ModelRegister(BaseModel):
     """Either `manifest_path` (a JSON manifest on the server) or an inline `manifest` object."""
 
     manifest_path: str | None = Field(
-        None, examples=["yolov8n.json"], description="a manifest file inside ARGUS_MODELS_DIR (relative to it)"
+        None, examples=["yolov8n.json"], description="a manifest inside ARGUS_MODELS_DIR (relative to it)"
     )
     manifest: Annotated[dict[str, Any], json_limits(MAX_MANIFEST_BYTES, MAX_MANIFEST_ITEMS)] | None = Field(
         None,
