@@ -14,6 +14,8 @@
     tiles: new Map(),
     feed: new Map(), // event id -> <li>
     thumbs: new Map(), // snapshot url -> Promise<object URL>
+    clipWatch: new Set(), // event ids whose clip the feed is waiting for
+    clips: new Map(), // event id -> clip part urls, kept across the event's live updates
     live: null,
     editing: null,
     eventsCursor: null,
@@ -87,6 +89,65 @@
       .then((src) => box.replaceChildren(el("img", { src, alt: "Event snapshot", loading: "lazy" })))
       .catch(() => state.thumbs.delete(url));
     return box;
+  }
+
+  // -- event clips --
+
+  /** Clips need the key too: each part is fetched as a blob and played from an object URL. */
+  function playClip(urls, host) {
+    host.querySelector("video.clip")?.remove();
+    const video = el("video", { className: "clip", controls: true, muted: true, playsInline: true, preload: "auto" });
+    video.setAttribute("aria-label", "Event clip");
+    host.append(video);
+    let part = 0;
+    const load = async () => {
+      try {
+        const src = URL.createObjectURL(await api(urls[part]));
+        if (video.src) URL.revokeObjectURL(video.src);
+        video.src = src;
+        await video.play();
+      } catch (err) {
+        if (err instanceof ApiError) toast(`Clip: ${err.message}`, "error");
+      }
+    };
+    video.addEventListener("ended", () => { if (++part < urls.length) load(); });
+    load();
+    return video;
+  }
+
+  function clipButton(ev, host) {
+    const urls = ev.clip_urls && ev.clip_urls.length ? ev.clip_urls : ev.clip_url ? [ev.clip_url] : [];
+    if (!urls.length) return null;
+    const label = urls.length > 1 ? `Play clip (${urls.length} parts)` : "Play clip";
+    return el("button", {
+      className: "btn clip-btn",
+      type: "button",
+      textContent: "▶ Clip",
+      title: label,
+      ariaLabel: label,
+      onclick: (e) => { e.stopPropagation(); playClip(urls, typeof host === "function" ? host() : host); },
+    });
+  }
+
+  /** Live events arrive before their clip exists: ask for the stored event until it has one. */
+  function watchClip(ev, tries = 12) {
+    const recording = state.cameras.get(ev.camera_id)?.record?.mode !== "off";
+    if (ev.camera_id == null || ev.clip_url || !recording || state.clipWatch.has(ev.id)) return;
+    state.clipWatch.add(ev.id);
+    const check = async (left) => {
+      if (!state.feed.has(ev.id)) { state.clipWatch.delete(ev.id); return; }
+      try {
+        const stored = await api(`/api/events/${encodeURIComponent(ev.id)}`);
+        if (stored.clip_url) {
+          state.clipWatch.delete(ev.id);
+          addToFeed({ ...stored, phase: ev.phase });
+          return;
+        }
+      } catch { /* not stored yet */ }
+      if (left > 0) setTimeout(() => check(left - 1), 2500);
+      else state.clipWatch.delete(ev.id);
+    };
+    setTimeout(() => check(tries), 2500);
   }
 
   // -- API key --
@@ -305,12 +366,19 @@
     if (ev.score != null) meta.push(`score ${Number(ev.score).toFixed(2)}`);
     const body = el("div", {}, title, el("div", { className: "feed-meta", textContent: meta.join(" · ") }));
     if (ev.description) body.append(el("div", { className: "feed-desc", textContent: ev.description }));
-    return el("li", { className: "feed-item", dataset: { sev: ev.severity, id: ev.id } }, thumb(ev.snapshot_url), body);
+    const item = el("li", { className: "feed-item", dataset: { sev: ev.severity, id: ev.id } }, thumb(ev.snapshot_url), body);
+    const play = clipButton(ev, item);
+    if (play) body.append(play);
+    return item;
   }
 
   function addToFeed(ev, atEnd = false) {
-    const item = feedItem(ev);
+    if (ev.clip_url) state.clips.set(ev.id, ev.clip_urls || [ev.clip_url]);
+    else if (state.clips.has(ev.id)) ev = { ...ev, clip_urls: state.clips.get(ev.id), clip_url: state.clips.get(ev.id)[0] };
     const old = state.feed.get(ev.id);
+    const item = feedItem(ev);
+    const playing = old && old.querySelector("video.clip");
+    if (playing) item.append(playing); // a live update of the event must not stop its clip
     if (old) old.replaceWith(item);
     else if (atEnd) $("#feed").append(item);
     else $("#feed").prepend(item);
@@ -318,10 +386,12 @@
     while (state.feed.size > FEED_MAX) {
       const last = $("#feed").lastElementChild;
       state.feed.delete(last.dataset.id);
+      state.clips.delete(last.dataset.id);
       last.remove();
     }
     $("#feed-empty").classList.toggle("hidden", state.feed.size > 0);
     $("#feed-count").textContent = state.feed.size;
+    watchClip(ev);
   }
 
   // -- events tab --
@@ -334,14 +404,20 @@
     const note = $("#events-note");
     try {
       const page = await api(`/api/events?${params}`);
-      const rows = page.items.map((ev) => el("tr", {},
-        el("td", {}, thumb(ev.snapshot_url, true)),
-        el("td", { textContent: when(ev.started_at) }),
-        el("td", { textContent: cameraName(ev.camera_id) }),
-        el("td", { textContent: ev.type }),
-        el("td", {}, sevBadge(ev.severity)),
-        el("td", { textContent: ev.score == null ? "—" : Number(ev.score).toFixed(2) }),
-        el("td", { className: "wrap", textContent: ev.description || "" })));
+      const rows = page.items.map((ev) => {
+        const row = el("tr", { dataset: { id: ev.id } });
+        const cell = el("td", {}, thumb(ev.snapshot_url, true));
+        const play = clipButton(ev, () => clipRow(row));
+        if (play) cell.append(play);
+        row.append(cell,
+          el("td", { textContent: when(ev.started_at) }),
+          el("td", { textContent: cameraName(ev.camera_id) }),
+          el("td", { textContent: ev.type }),
+          el("td", {}, sevBadge(ev.severity)),
+          el("td", { textContent: ev.score == null ? "—" : Number(ev.score).toFixed(2) }),
+          el("td", { className: "wrap", textContent: ev.description || "" }));
+        return row;
+      });
       if (reset) $("#events-body").replaceChildren(...rows); else $("#events-body").append(...rows);
       state.eventsCursor = page.next_cursor;
       $("#events-more").hidden = !page.next_cursor;
@@ -351,6 +427,15 @@
       note.textContent = err.status === 404 ? "The events API is not available on this server." : err.message;
       note.classList.remove("hidden");
     }
+  }
+
+  /** The row under an event where its clip plays (created once). */
+  function clipRow(row) {
+    const next = row.nextElementSibling;
+    if (next && next.classList.contains("clip-row")) return next.firstElementChild;
+    const cell = el("td", { colSpan: 7 });
+    row.after(el("tr", { className: "clip-row" }, cell));
+    return cell;
   }
 
   $("#events-more").addEventListener("click", () => loadEvents(false));
