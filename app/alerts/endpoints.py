@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, status
@@ -21,7 +20,8 @@ from app.alerts.schemas import (
 from app.alerts.service import AlertService
 from app.deps import ApiKeyDep, RuntimeDep, SessionDep
 from app.errors import ArgusError
-from app.kit.schemas import CursorPage, DbId
+from app.kit.openapi import NAME_TAKEN
+from app.kit.schemas import CursorPage, DbId, IsoDateTime
 
 webhooks = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 rules = APIRouter(prefix="/api/alert-rules", tags=["alert rules"])
@@ -62,7 +62,7 @@ async def list_webhooks(service: ServiceDep, _: ApiKeyDep) -> list[WebhookRead]:
     return [WebhookRead.model_validate(w) for w in await service.list_webhooks()]
 
 
-@webhooks.post("", status_code=status.HTTP_201_CREATED, summary="Add a webhook")
+@webhooks.post("", status_code=status.HTTP_201_CREATED, summary="Add a webhook", responses=NAME_TAKEN)
 async def create_webhook(
     body: WebhookCreate, service: ServiceDep, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep
 ) -> WebhookRead:
@@ -77,7 +77,9 @@ async def get_webhook(webhook_id: DbId, service: ServiceDep, _: ApiKeyDep) -> We
 
 
 @webhooks.patch(
-    "/{webhook_id}", summary="Change a webhook (a new secret replaces the old)", responses=NOT_FOUND
+    "/{webhook_id}",
+    summary="Change a webhook (a new secret replaces the old)",
+    responses={**NOT_FOUND, **NAME_TAKEN},
 )
 async def update_webhook(
     webhook_id: DbId,
@@ -109,7 +111,7 @@ async def delete_webhook(
     "/{webhook_id}/test",
     summary="Send a signed test payload now and return the receiver's answer",
     description='One attempt, no retry. The body is `{"type": "test", ...}` with the usual headers.',
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, 503: {"description": "the webhook dispatcher is not running"}},
 )
 async def test_webhook(
     webhook_id: DbId, service: ServiceDep, rt: RuntimeDep, _: ApiKeyDep
@@ -129,7 +131,7 @@ async def list_rules(service: ServiceDep, _: ApiKeyDep) -> list[AlertRuleRead]:
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Add an alert rule",
-    responses={422: {"description": "unknown webhook or camera id (`field` names it)"}},
+    responses={**NAME_TAKEN, 422: {"description": "unknown webhook or camera id (`field` names it)"}},
 )
 async def create_rule(
     body: AlertRuleCreate, service: ServiceDep, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep
@@ -144,7 +146,7 @@ async def get_rule(rule_id: DbId, service: ServiceDep, _: ApiKeyDep) -> AlertRul
     return AlertRuleRead.model_validate(await service.get_rule(rule_id))
 
 
-@rules.patch("/{rule_id}", summary="Change an alert rule", responses=NOT_FOUND)
+@rules.patch("/{rule_id}", summary="Change an alert rule", responses={**NOT_FOUND, **NAME_TAKEN})
 async def update_rule(
     rule_id: DbId,
     body: AlertRuleUpdate,
@@ -175,7 +177,7 @@ async def list_alerts(
     status: Annotated[StatusName | None, Query(description="pending, retrying, delivered or dead")] = None,
     webhook_id: DbId | None = None,
     camera_id: DbId | None = None,
-    since: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="created at or after (ISO 8601)")] = None,
     cursor: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page")
     ] = None,

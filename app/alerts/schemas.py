@@ -25,7 +25,8 @@ def validate_webhook_url(url: str) -> str:
 
 
 class WebhookFields(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=False)
+    # strict: `enabled: 0` or `timeout_s: true` are client bugs, not values to coerce (a float takes an int)
+    model_config = ConfigDict(allow_inf_nan=False, strict=True)
 
     @field_validator("url", check_fields=False)
     @classmethod
@@ -102,7 +103,8 @@ class WebhookTestResult(BaseModel):
 
 
 class AlertRuleFields(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=False)
+    # strict: `enabled: 0` or `camera_ids: [true]` are client bugs, not values to coerce
+    model_config = ConfigDict(allow_inf_nan=False, strict=True)
 
     @field_validator("name", check_fields=False)
     @classmethod

@@ -12,6 +12,7 @@ from app.cameras.schemas import CameraCreate, CameraRead, CameraStatus, CameraUp
 from app.cameras.service import CameraService
 from app.deps import ApiKeyDep, RuntimeDep, SessionDep
 from app.errors import ArgusError
+from app.kit.openapi import NAME_TAKEN
 from app.kit.responses import servable
 from app.kit.schemas import DbId
 
@@ -47,7 +48,12 @@ async def list_cameras(service: ServiceDep, manager: ManagerDep, _: ApiKeyDep) -
     return [r for c in await service.list() if servable(r := _read(c, manager), log, "camera")]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a camera and start watching it")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a camera and start watching it",
+    responses=NAME_TAKEN,
+)
 async def create_camera(
     body: CameraCreate, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep
 ) -> CameraRead:
@@ -59,7 +65,11 @@ async def get_camera(camera_id: DbId, service: ServiceDep, manager: ManagerDep, 
     return _read(await service.get(camera_id), manager)
 
 
-@router.patch("/{camera_id}", summary="Change a camera; its pipeline restarts with the new settings")
+@router.patch(
+    "/{camera_id}",
+    summary="Change a camera; its pipeline restarts with the new settings",
+    responses=NAME_TAKEN,
+)
 async def update_camera(
     camera_id: DbId, body: CameraUpdate, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep
 ) -> CameraRead:

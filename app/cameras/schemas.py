@@ -29,7 +29,7 @@ def check_camera_url(url: str) -> str:
 class VadOptions(BaseModel):
     """Options of the built-in VAD analyzer; extra keys go to the analyzer, which validates them."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     enabled: bool = True
     threshold: float = Field(3.0, gt=0, le=100, description="z-score over the camera's running mean")
@@ -47,7 +47,7 @@ class VadOptions(BaseModel):
 class RecordOptions(BaseModel):
     """What video a camera keeps: a clip per event (default), every minute, or none."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     mode: RecordMode = Field("events", description="off, events (a clip per event) or continuous")
     retain_days: int = Field(7, ge=1, le=3650, description="clips and segments older than this are deleted")
@@ -61,6 +61,10 @@ class AnalyzerSpec(BaseModel):
 
 
 class CameraBase(BaseModel):
+    # strict: `enabled: 0` or `analysis_fps: false` are client bugs, not values to coerce (a float takes
+    # an int); subclasses' model_config merges with this one
+    model_config = ConfigDict(strict=True)
+
     @field_validator("url", check_fields=False)
     @classmethod
     def _url(cls, v: str | None) -> str | None:

@@ -16,7 +16,7 @@ from app.events.snapshots import load_snapshot
 from app.events.types import NewEvent, Severity, utcnow
 from app.kit.repository import InvalidCursor
 from app.kit.responses import page_response, serialised
-from app.kit.schemas import CursorPage, DbId
+from app.kit.schemas import CursorPage, DbId, IsoDateTime
 from app.models import Event
 
 log = logging.getLogger("argus.events")
@@ -58,8 +58,8 @@ async def list_events(
     ] = None,
     severity: Annotated[Severity | None, Query(examples=["high"])] = None,
     min_severity: Annotated[Severity | None, Query(examples=["medium"])] = None,
-    since: Annotated[datetime | None, Query(examples=["2026-11-23T00:00:00Z"])] = None,
-    until: Annotated[datetime | None, Query(examples=["2026-11-24T00:00:00Z"])] = None,
+    since: Annotated[IsoDateTime | None, Query(examples=["2026-11-23T00:00:00Z"])] = None,
+    until: Annotated[IsoDateTime | None, Query(examples=["2026-11-24T00:00:00Z"])] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, StringConstraints, computed_field, field_validator
 
 from app.events.types import Severity
-from app.kit.schemas import DbId, Schema, json_limits
+from app.kit.schemas import BodyId, IsoDateTime, Schema, json_limits
 
 # Limit ingested data to 16 KB of JSON to avoid bloating the events table from outside.
 MAX_DATA_BYTES = 16_384
@@ -101,11 +101,11 @@ class EventIngest(Schema):
         },
     )
 
-    camera_id: DbId | None = Field(None, description="Camera the event belongs to; must exist.")
+    camera_id: BodyId | None = Field(None, description="Camera the event belongs to; must exist.")
     type: EventType = Field(description="Short event type: letters, digits, `_ . : -`, at most 64.")
     severity: Severity = Severity.medium
-    started_at: datetime | None = Field(None, description="When it happened (default: now). UTC if naive.")
-    score: float | None = Field(None, allow_inf_nan=False)
+    started_at: IsoDateTime | None = Field(None, description="When it happened (default: now). UTC if naive.")
+    score: float | None = Field(None, allow_inf_nan=False, strict=True)
     data: Annotated[dict[str, Any], json_limits(MAX_DATA_BYTES)] = Field(
         default_factory=dict,
         description="Free JSON: at most 16 KB, 32 levels deep and 1,000 keys and items; finite numbers, "

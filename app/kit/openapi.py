@@ -2,9 +2,9 @@
 
 Added once for the whole app from what each operation has, not repeated per route: a security
 requirement can answer 401 (and 429 when a client sends too many bad keys), a path parameter names
-something that may not exist (404), a body can be too large (413), any input can be invalid (422). A
-route's own description of a status is kept; every error gets the ErrorBody schema, because every error
-goes through app.errors (FastAPI's validation array is not sent anywhere).
+something that may not exist (404), a body can be unreadable (400) or too large (413), any input can be
+invalid (422). A route's own description of a status is kept; every error gets the ErrorBody schema,
+because every error goes through app.errors (FastAPI's validation array is not sent anywhere).
 """
 
 from __future__ import annotations
@@ -18,12 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field
 _REF = "#/components/schemas/{model}"
 _METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
 DESCRIPTIONS = {
+    "400": "The body could not be read (JSON must be UTF-8)",
     "401": "Missing or invalid API key (`Authorization: Bearer <key>`)",
     "404": "No such resource",
     "413": "The request body is larger than `ARGUS_MAX_BODY_BYTES`",
     "422": "A parameter or the body is invalid; `field` names it",
     "429": "Too many requests with a bad API key from this address; wait and retry",
 }
+
+
+NAME_TAKEN: dict[int | str, dict[str, Any]] = {409: {"description": "The name is taken (`field` is `name`)"}}
+"""`responses=` of routes that create or rename something with a unique name."""
 
 
 class ValidationIssue(BaseModel):
@@ -82,7 +87,7 @@ def _add_errors(operation: dict[str, Any], throttled: bool) -> None:
     if any(p.get("in") == "path" for p in params):
         codes.append("404")
     if body:
-        codes.append("413")
+        codes += ["400", "413"]
     if params or body:
         codes.append("422")
     responses = operation.setdefault("responses", {})

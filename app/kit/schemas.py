@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 T = TypeVar("T")
 
@@ -21,6 +22,24 @@ DB_ID_MAX = 2**31 - 1
 
 DbId = Annotated[int, Field(ge=1, le=DB_ID_MAX, description="A database id (1 to 2^31-1).")]
 """Path, query and body ids: out of range is a 422 naming the field, never a driver overflow."""
+
+# JSON bodies are typed: lax coercion would hide client bugs (`enabled: 0` read as false, `score: false`
+# as 0.0, `camera_id: true` as camera 1): body models are strict (a float still takes an int), and ids
+# and date-times use these forms.
+BodyId = Annotated[int, Field(strict=True, ge=1, le=DB_ID_MAX, description="A database id (1 to 2^31-1).")]
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _iso_only(value: Any) -> Any:
+    """Pydantic reads a number (or a numeric string: every query value is one) as Unix seconds, so
+    `since=0.5` meant 1970; a date-time must be written as one."""
+    if isinstance(value, datetime) or (isinstance(value, str) and not _NUMBER.fullmatch(value)):
+        return value
+    raise ValueError("must be an ISO 8601 date-time, e.g. 2026-11-23T17:00:00Z")
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+"""A date-time given as ISO 8601 text only (not Unix seconds, not a bool)."""
 
 
 class Schema(BaseModel):

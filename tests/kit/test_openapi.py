@@ -67,6 +67,26 @@ async def test_bodies_document_413_and_every_422_is_argus_error_body(spec: dict[
     assert schemas["ErrorBody"]["properties"]["detail"]["type"] == "string"
 
 
+async def test_conflicts_unreadable_bodies_and_unavailable_parts_are_documented(spec: dict[str, Any]) -> None:
+    paths = spec["paths"]
+    for path, method in [
+        ("/api/cameras", "post"),
+        ("/api/cameras/{camera_id}", "patch"),
+        ("/api/webhooks", "post"),
+        ("/api/webhooks/{webhook_id}", "patch"),
+        ("/api/alert-rules", "post"),
+        ("/api/alert-rules/{rule_id}", "patch"),
+    ]:
+        assert error_schema(paths[path][method], "409") == ERROR_REF, (method, path)
+        assert error_schema(paths[path][method], "400") == ERROR_REF, (method, path)
+    assert error_schema(paths["/api/webhooks/{webhook_id}/test"]["post"], "503") == ERROR_REF
+
+
+async def test_unreadable_body_is_the_documented_400(app_client: httpx.AsyncClient) -> None:
+    r = await app_client.post("/api/events", content=b"\xff", headers={"Content-Type": "application/json"})
+    assert r.status_code in (400, 422) and isinstance(r.json()["detail"], str)
+
+
 async def test_metrics_is_documented_and_served_as_prometheus_text(
     spec: dict[str, Any], app_client: httpx.AsyncClient
 ) -> None:
