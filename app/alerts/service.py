@@ -21,6 +21,7 @@ from app.alerts.schemas import (
 )
 from app.alerts.sender import Target, WebhookSender
 from app.errors import Conflict, Invalid, NotFound
+from app.kit.redact import mask_url
 from app.kit.repository import InvalidCursor
 from app.kit.urls import IPNetwork, UrlError, validate_webhook_url
 from app.models import Alert, AlertRule, AlertStatus, Webhook, utcnow
@@ -60,6 +61,8 @@ class AlertService:
     async def update_webhook(self, webhook_id: int, body: WebhookUpdate) -> Webhook:
         webhook = await self.get_webhook(webhook_id)
         changes = _changes(body)
+        if "url" in changes and changes["url"] == mask_url(webhook.url):
+            del changes["url"]  # sent back as GET shows it: unchanged, credentials kept
         if "url" in changes:
             self._check_destination(changes["url"])
         if (

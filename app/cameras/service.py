@@ -13,6 +13,7 @@ from app.cameras.config import CameraConfig
 from app.cameras.repository import CameraRepository
 from app.cameras.schemas import CameraCreate, CameraUpdate
 from app.errors import Conflict, Invalid, NotFound
+from app.kit.redact import mask_url
 from app.kit.urls import UrlError, validate_camera_url
 from app.models import Camera
 
@@ -67,6 +68,8 @@ class CameraService:
             if value is None:
                 raise Invalid(f"{key} cannot be null", field=key)
             if key == "url":
+                if value == mask_url(camera.url):  # sent back as GET shows it: unchanged, password kept
+                    continue
                 value = self._url(value)
             setattr(camera, key, value)
         self.runtime.validate_chain(CameraConfig.from_row(camera).chain())

@@ -74,3 +74,12 @@ async def test_test_endpoint_shows_only_a_short_excerpt_of_a_refusal(
     body = r.json()
     assert body["status_code"] == 403 and body["error"].startswith("HTTP 403: secret-internal-page")
     assert len(body["error"]) <= 200
+
+
+async def test_a_url_sent_back_as_shown_keeps_its_credentials(api_client: httpx.AsyncClient) -> None:
+    url = "https://bot:tok3n@hooks.example.com/x"
+    hook = (await api_client.post("/api/webhooks", json={"name": "h", "url": url, "secret": SECRET})).json()
+    r = await api_client.patch(f"/api/webhooks/{hook['id']}", json={"url": hook["url"], "enabled": False})
+    assert r.status_code == 200, r.text
+    async with runtime(api_client).sessionmaker() as session:
+        assert (await session.get(Webhook, hook["id"])).url == url  # type: ignore[union-attr]

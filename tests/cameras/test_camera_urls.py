@@ -9,9 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.config import Settings
 from app.kit.urls import MEDIA_UNUSABLE
+from app.models import Camera
 from tests.support.media import media_path, write_video
 from tests.support.waiting import eventually
 
@@ -127,3 +129,22 @@ async def test_no_credential_form_is_shown_in_listing_status_or_logs(
     for text in [*shown, caplog.text]:
         assert "S3" not in text, text[:2000]
     assert "admin:****@" in shown[0] and "password=****" in shown[0] and "****@127.0.0.1" in shown[0]
+
+
+async def test_a_url_sent_back_as_shown_keeps_its_password(
+    api_app: FastAPI, api_client: httpx.AsyncClient
+) -> None:
+    # given: a camera whose URL GET shows masked
+    url = "rtsp://admin:S3cret@127.0.0.1:9/x"
+    cam = (await create(api_client, url)).json()
+    assert cam["url"] == "rtsp://admin:****@127.0.0.1:9/x"
+    # when: a client PATCHes back what it read (GET, edit, PATCH)
+    r = await api_client.patch(f"/api/cameras/{cam['id']}", json={**cam_fields(cam), "name": "renamed"})
+    assert r.status_code == 200, r.text
+    # then: the stored URL still holds the password
+    async with api_app.state.runtime.sessionmaker() as session:
+        assert (await session.get(Camera, cam["id"])).url == url  # type: ignore[union-attr]
+
+
+def cam_fields(cam: dict[str, object]) -> dict[str, object]:
+    return {k: cam[k] for k in ("url", "enabled", "analysis_fps", "drop_policy")}
