@@ -60,15 +60,16 @@ class Packet:
     def size(self) -> int:
         return len(self.data)
 
-    def to_av(self, stream: Any, offset: int = 0) -> av.Packet:
-        """An av.Packet for `stream` of an output container, timestamps shifted back by `offset`."""
+    def to_av(self, stream: Any = None, offset: int = 0) -> av.Packet:
+        """An av.Packet for `stream` of an output container (None: for a decoder), shifted by `offset`."""
         packet = av.Packet(self.data)
         packet.pts = None if self.pts is None else self.pts - offset
         packet.dts = None if self.dts is None else self.dts - offset
         packet.duration = self.duration
         packet.time_base = self.info.time_base
         packet.is_keyframe = self.key
-        packet.stream = stream
+        if stream is not None:
+            packet.stream = stream
         return packet
 
 

@@ -36,6 +36,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -62,6 +63,7 @@ log = logging.getLogger("argus.stream")
 OFFLINE_AFTER_FAILURES = 3
 DEFAULT_FILE_FPS = 15.0
 ACTIVE_CHECK_FPS = 5.0  # motion checks while decoding every frame
+REFRESH_LATEST_S = 1.0  # snapshots: convert a keyframe when the newest converted frame is older
 SourceKind = Literal["rtsp", "http", "file"]
 DecodePolicy = Literal["gated", "keyframes", "all"]
 # Only what a camera URL may need: no concat:, subfile:, data:, pipe:, ... reachable from a URL.
@@ -185,6 +187,7 @@ class StreamSource:
         self._live_period = 0.0  # seconds between live conversions; 0 = nobody watches
         self._live_next = 0.0
         self._pixel_demand = False
+        self.gate_opens: deque[float] = deque(maxlen=100)  # stream (wall) time of each calm -> active
         self._seq = 0
         self._generation = 0
         self.frames_converted = 0
@@ -480,11 +483,19 @@ class StreamSource:
         seq = self._seq
         if self.decode == "gated" and (packet.key or now >= self._next_check):
             self._next_check = now + 1.0 / ACTIVE_CHECK_FPS
+            was = self.activity.state
             self.activity.observe_frame(thumbnail(gray_plane(image)), now)
+            if self.activity.state is GateState.ACTIVE and was is not GateState.ACTIVE:
+                self.gate_opens.append(packet.at)
         gate = self._gate
         analysis = gate is not None and gate.wants(seq, now, packet.key if gate.needs_keyframes else None)
         live = self._live_period > 0 and now >= self._live_next
-        refresh = not (analysis or live) and packet.key and self._live_period == 0
+        latest = self._latest
+        refresh = (  # keep the snapshot fresh while nothing else converts: a keyframe now and then
+            packet.key
+            and not (analysis or live)
+            and (latest is None or packet.at - latest.captured_at >= REFRESH_LATEST_S)
+        )
         if not (analysis or live or refresh):
             return
         s = self._settings
