@@ -34,10 +34,13 @@ async def health(rt: RuntimeDep) -> dict[str, Any]:
     pool = rt.parts.get("pool")
     if pool is not None:
         body["models"] = pool.summary()
-    for name in ("event_logger", "ingest", "alerts"):
+    for name in ("event_logger", "ingest", "alerts", "recorder"):
         part = rt.parts.get(name)
         if part is not None:
             body[name] = part.stats()
+    retention = rt.parts.get("retention")
+    if retention is not None:
+        body["storage"] = retention.stats()
     body["bus"] = rt.bus.stats()
     return body
 
@@ -46,7 +49,12 @@ def write_problems(rt: Runtime) -> list[str]:
     """A database that answers SELECT 1 may still refuse every write (corrupt file, read-only, disk
     full): each writer reports the error of its last failed write until one succeeds again."""
     problems = []
-    for name, what in (("event_logger", "event writes"), ("ingest", "ingest"), ("alerts", "alert writes")):
+    for name, what in (
+        ("event_logger", "event writes"),
+        ("ingest", "ingest"),
+        ("alerts", "alert writes"),
+        ("retention", "media storage"),
+    ):
         error = getattr(rt.parts.get(name), "write_error", None)
         if error:
             problems.append(f"{what} failing: {error}")

@@ -33,6 +33,8 @@ from app.live.hub import LiveHub
 from app.metrics import EVENTS
 from app.migrate import pending_revisions, upgrade_async
 from app.recording.clips import ClipRecorder, pipeline_feeds
+from app.recording.continuous import Recorder, pipeline_targets
+from app.recording.retention import Retention
 
 log = logging.getLogger("argus")
 
@@ -158,6 +160,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         manager = await stack.enter_async_context(MultiCameraManager(deps))
         parts["manager"] = manager
         await manager.load(sessionmaker)
+        # -- recordings (after the cameras, so they stop first: each open segment is finished) --
+        retention = await stack.enter_async_context(Retention.from_settings(sessionmaker, settings))
+        parts["retention"] = retention
+        parts["recorder"] = await stack.enter_async_context(
+            Recorder(
+                sessionmaker,
+                settings.data_dir,
+                settings.segment_s,
+                pipeline_targets(manager),
+                may_write=retention.space_ok,
+                on_cameras_gone=retention.kick,
+                cameras=manager.camera_ids,
+            )
+        )
 
         app.state.runtime = rt
         log.info("argus ready: %d parts (%s)", len(parts), ", ".join(parts))

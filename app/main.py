@@ -25,6 +25,7 @@ from app.lifespan import lifespan
 from app.live.endpoints import router as live_router
 from app.metrics import REGISTRY
 from app.recording.clip_endpoints import router as clips_router
+from app.recording.endpoints import router as recordings_router
 
 DESCRIPTION = """Argus watches RTSP cameras, scores frames with ONNX models, stores events, delivers alerts
 by webhook and streams live video over WebSocket.
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models_router)
     app.include_router(events_router)
     app.include_router(clips_router)
+    app.include_router(recordings_router)
     app.include_router(live_router)
 
     @app.get(

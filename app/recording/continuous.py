@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -41,6 +41,7 @@ class Recorder:
         targets: Callable[[], Mapping[int, PacketRing]],
         may_write: Callable[[], bool] = lambda: True,
         on_cameras_gone: Callable[[], None] = lambda: None,
+        cameras: Callable[[], Iterable[int]] = tuple,
         poll_s: float = POLL_S,
     ) -> None:
         self.sessionmaker = sessionmaker
@@ -49,6 +50,8 @@ class Recorder:
         self.targets = targets
         self.may_write = may_write
         self.on_cameras_gone = on_cameras_gone
+        self.cameras = cameras  # every running camera: one that goes may have been deleted
+        self._running: set[int] = set()
         self.poll_s = poll_s
         self.writers: dict[int, SegmentWriter] = {}
         self._events: asyncio.Queue[SegmentEvent] = asyncio.Queue()
@@ -90,8 +93,10 @@ class Recorder:
                 writer = SegmentWriter(cid, ring, self.data_dir, self.segment_s, self._sink, self.may_write)
                 writer.start()
                 self.writers[cid] = writer
-        if any(cid not in wanted for cid in stale):
+        running = set(self.cameras()) | set(wanted)
+        if self._running - running:
             self.on_cameras_gone()  # a deleted camera's files go now, not at the next retention run
+        self._running = running
 
     async def _index(self) -> None:
         while True:

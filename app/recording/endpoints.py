@@ -24,6 +24,7 @@ from app.recording.export import SegmentRef, export
 router = APIRouter(prefix="/api/cameras", tags=["recordings"])
 EXPORTS = "media/exports"  # under DATA_DIR; each file lives only while it is sent
 DEFAULT_LIST_SPAN = timedelta(hours=1)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 Since = Annotated[IsoDateTime | None, Query(description="Start of the span (ISO 8601); default until - 1 h")]
 Until = Annotated[IsoDateTime | None, Query(description="End of the span (ISO 8601); default now")]
 
@@ -49,11 +50,18 @@ async def _camera(session: AsyncSession, camera_id: int) -> None:
 
 
 def _span(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
-    until = (until or datetime.now(UTC)).astimezone(UTC)
-    since = (since or until - DEFAULT_LIST_SPAN).astimezone(UTC)
+    until = _utc(until, "until") if until else datetime.now(UTC)
+    since = _utc(since, "since") if since else max(until, _EARLIEST + DEFAULT_LIST_SPAN) - DEFAULT_LIST_SPAN
     if until <= since:
         raise Invalid("until must be after since", field="until")
     return since, until
+
+
+def _utc(value: datetime, field: str) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):  # year 1 with an eastern offset, year 9999 with a western one
+        raise Invalid(f"{field} is out of range", field=field) from None
 
 
 async def _covering(
