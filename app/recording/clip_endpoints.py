@@ -76,9 +76,8 @@ async def _read(path: Path, first: int, last: int) -> AsyncIterator[bytes]:
             yield chunk
 
 
-@router.api_route(
+@router.get(
     "/{event_id}/clip.mp4",
-    methods=["GET", "HEAD"],
     summary="The event's video clip (MP4, HTTP Range)",
     description=(
         "From the keyframe at least the camera's `pre_roll_s` before the event to `post_roll_s` after it "
@@ -120,6 +119,10 @@ async def get_clip(
             headers={"Retry-After": str(math.ceil(RETRY_AFTER_S))},
         )
     return _ranged(request, path, size, growing is not None)
+
+
+# HEAD answers the same headers without the body (players probe sizes); one documented operation is enough
+router.add_api_route("/{event_id}/clip.mp4", get_clip, methods=["HEAD"], include_in_schema=False)
 
 
 def _ranged(request: Request, path: Path, size: int, growing: bool) -> Response:

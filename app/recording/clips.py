@@ -282,8 +282,12 @@ class ClipRecorder:
 
     def _progress(self, writer: ClipWriter) -> None:
         """Writer thread: hand the new state to the loop (rows are written there)."""
-        if self._loop is not None and not self._loop.is_closed():
+        if self._loop is None:
+            return
+        try:
             self._loop.call_soon_threadsafe(self._note, writer)
+        except RuntimeError:  # the loop closed under a writer that outlived stop(): the next start relinks
+            log.warning("clip of event %s finished after shutdown", writer.event_id)
 
     def _note(self, writer: ClipWriter) -> None:
         path, parts = writer.stored()
