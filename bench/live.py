@@ -170,7 +170,7 @@ async def screenshot(base: str, http: httpx.AsyncClient, camera_ids: list[int], 
     return str(path.relative_to(ROOT))
 
 
-def start_server(tmp: Path, deflate: bool) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(tmp: Path, deflate: bool, media_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     """`argus serve` as uvicorn.run(create_app()), with permessage-deflate off unless asked for: deflating
     JPEGs saves ~2 % of the bytes for ~1.5-3 ms CPU per frame *per client*, undoing encode-once."""
     port = free_port()
@@ -180,6 +180,7 @@ def start_server(tmp: Path, deflate: bool) -> tuple[subprocess.Popen[bytes], str
         "ARGUS_API_KEYS": KEY,
         "ARGUS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'data' / 'argus.db'}",
         "ARGUS_LOG_LEVEL": "warning",
+        "ARGUS_MEDIA_DIR": str(media_dir),  # local files are cameras only from here
     }
     code = (
         "import uvicorn; from app.main import create_app; uvicorn.run(create_app(), host='127.0.0.1', "
@@ -262,7 +263,7 @@ def main() -> None:
         args.screenshot = False
     tmp = Path(tempfile.mkdtemp(prefix="argus-live-bench-"))
     footage = FOOTAGE if FOOTAGE.exists() else write_video(tmp / "clip.avi", 768, 576, 10, 20)
-    proc, base = start_server(tmp, args.deflate)
+    proc, base = start_server(tmp, args.deflate, footage.parent)
     try:
         result = asyncio.run(run(args, proc, base, footage))
     finally:
