@@ -138,7 +138,8 @@ class TestKeyframeBurstOnRtsp:
             # and only the analysed frames were ever converted; the rest were decoded and counted
             status = source.status()
             assert status.frames_converted == 9
-            skipped = status.drops.get(DropReason.NOT_SAMPLED, 0) + status.drops.get(DropReason.NOT_DECODED, 0)
+            drops = status.drops
+            skipped = drops.get(DropReason.NOT_SAMPLED, 0) + drops.get(DropReason.NOT_DECODED, 0)
             assert skipped >= burst[-1].seq - 10
         finally:
             sampler.close()

@@ -4,7 +4,8 @@
     clip.path, clip.motion_starts_s, clip.gop_s
 
 `still_s` seconds of the first frame held still (optionally with sensor noise of sd `noise` grey levels,
-a night stand-in), then `motion_s` seconds of the real walking pedestrians. x264 with a fixed GOP
+a night stand-in), then `motion_s` seconds of the real walking pedestrians, then `tail_still_s` of
+their last picture held (noise-free). x264 with a fixed GOP
 (`gop_s`, 2 s by default) and quality-based rate control (crf) or a fixed bitrate (`bitrate`), so the
 stream layer sees what real cameras send. Clips are cached per parameter set in `directory`.
 """
@@ -59,11 +60,14 @@ def footage_clip(
     fps: int = 15,
     gop_s: float = 2.0,
     bitrate: int | None = None,
+    tail_still_s: float = 0.0,
 ) -> Clip:
     height = round(width * 9 / 16 / 2) * 2
-    name = f"vtest-{still_s:g}-{motion_s:g}-{noise:g}-{width}-{fps}-{gop_s:g}-{bitrate or 'crf'}.mkv"
-    path = directory / name
-    clip = Clip(path, fps, gop_s, still_s, still_s + motion_s)
+    parts = (still_s, motion_s, tail_still_s, noise, width, fps, gop_s, bitrate or "crf")
+    name = "vtest-" + "-".join(f"{p:g}" if isinstance(p, float) else str(p) for p in parts)
+    path = directory / f"{name}.mkv"
+    # vtest is 10 FPS: at 15 FPS its first picture is shown twice, so motion starts on the 3rd frame
+    clip = Clip(path, fps, gop_s, still_s + 2 / fps, still_s + motion_s + tail_still_s)
     if path.exists():
         return clip
     moving = read_vtest(motion_s, fps, (width, height))
@@ -76,7 +80,10 @@ def footage_clip(
         options |= {"preset": "veryfast", "tune": "zerolatency", "bf": "0"}
         if bitrate:
             stream.bit_rate = bitrate
-            options |= {"nal-hrd": "cbr", "x264-params": f"vbv-maxrate={bitrate // 1000}:vbv-bufsize={bitrate // 1000}"}
+            options |= {
+                "nal-hrd": "cbr",
+                "x264-params": f"vbv-maxrate={bitrate // 1000}:vbv-bufsize={bitrate // 1000}",
+            }
         else:
             options["crf"] = "23"
         stream.options = options
@@ -89,6 +96,9 @@ def footage_clip(
             _encode(out, stream, image, i)
         for j, image in enumerate(moving):
             _encode(out, stream, image, int(still_s * fps) + j)
+        start = int(still_s * fps) + len(moving)
+        for k in range(int(tail_still_s * fps)):
+            _encode(out, stream, moving[-1], start + k)
         for packet in stream.encode():
             out.mux(packet)
     tmp.rename(path)
