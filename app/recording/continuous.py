@@ -154,7 +154,8 @@ async def _camera_exists(session: AsyncSession, camera_id: int) -> bool:
 
 async def recover(sessionmaker: async_sessionmaker[AsyncSession], data_dir: Path) -> None:
     """At start, before any writer: finish or discard every unfinished segment, forget rows whose file is
-    gone (a crash between a file's deletion and its row's) and delete files no row points to."""
+    gone (a crash between a file's deletion and its row's), and index the playable files that have no row
+    (a crash, or a database down, before the row was written); what cannot be played is deleted."""
     async with sessionmaker() as session:
         rows = (await session.execute(select(Recording).where(Recording.complete.is_(False)))).scalars().all()
         for row in rows:
@@ -169,26 +170,60 @@ async def recover(sessionmaker: async_sessionmaker[AsyncSession], data_dir: Path
         missing = await asyncio.to_thread(_without_file, data_dir, known)
         if missing:
             await session.execute(delete(Recording).where(Recording.id.in_(missing)))
+        cameras = set((await session.execute(select(Camera.id))).scalars())
+        stray = await asyncio.to_thread(_stray_files, data_dir, set(known))
+        adopted = 0
+        for path in stray:
+            adopted += await _adopt(session, data_dir, path, cameras)
         await session.commit()
-    stray = await asyncio.to_thread(_delete_stray_files, data_dir, set(known))
     if rows or stray or missing:
         log.info(
-            "recordings: %d unfinished segments checked, %d stray files deleted, %d rows without a file",
+            "recordings: %d unfinished segments checked, %d rows without a file forgotten, "
+            "%d files without a row indexed, %d deleted",
             len(rows),
-            stray,
             len(missing),
+            adopted,
+            len(stray) - adopted,
         )
+
+
+async def _adopt(session: AsyncSession, data_dir: Path, path: Path, cameras: set[int]) -> int:
+    """Index a segment file that has no row (1), or delete it (0) when it is not playable or not ours."""
+    rel = path.relative_to(data_dir).as_posix()
+    parsed = _parse(rel)
+    done = None
+    if parsed is not None and parsed[0] in cameras:
+        done = await asyncio.to_thread(finish_file, path)
+    if done is None:
+        await asyncio.to_thread(path.unlink, True)  # missing_ok: finish_file deleted it already
+        return 0
+    camera_id, started = parsed  # type: ignore[misc]
+    end = _dt(started.timestamp() + done.duration_s)
+    session.add(
+        Recording(
+            camera_id=camera_id, path=rel, started_at=started, ended_at=end, bytes=done.bytes, complete=True
+        )
+    )
+    return 1
+
+
+def _parse(rel: str) -> tuple[int, datetime] | None:
+    """(camera id, start) from segment_relpath()'s layout, or None for any other file."""
+    parts = rel.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != RECORDINGS or not parts[2].isdigit():
+        return None
+    try:
+        started = datetime.strptime(f"{parts[3]} {parts[4]}", "%Y-%m-%d %H-%M-%S.%f.mp4")
+    except ValueError:
+        return None
+    return int(parts[2]), started.replace(tzinfo=UTC)
 
 
 def _without_file(data_dir: Path, known: dict[str, int]) -> list[int]:
     return [i for p, i in known.items() if not (data_dir / p).is_file()]
 
 
-def _delete_stray_files(data_dir: Path, known: set[str]) -> int:
+def _stray_files(data_dir: Path, known: set[str]) -> list[Path]:
     root = data_dir / RECORDINGS
-    count = 0
-    for path in root.rglob("*") if root.is_dir() else ():
-        if path.is_file() and path.relative_to(data_dir).as_posix() not in known:
-            path.unlink(missing_ok=True)
-            count += 1
-    return count
+    files = root.rglob("*") if root.is_dir() else ()
+    return [p for p in files if p.is_file() and p.relative_to(data_dir).as_posix() not in known]

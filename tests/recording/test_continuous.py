@@ -102,7 +102,10 @@ async def test_a_restart_finishes_or_discards_what_a_crash_left(
     torn = add("torn", whole[: len(whole) * 2 // 3])  # killed mid-fragment
     empty = add("empty", whole[:200])  # killed before the first fragment
     lost = add("lost", None)  # a row whose file went
-    add("stray", whole)  # a file whose row never came
+    add("stray", whole)  # a file that is not a segment of ours
+    orphan = "media/recordings/1/2027-01-15/09-30-00.250.mp4"  # a segment whose row never came
+    (tmp_path / orphan).write_bytes(whole)
+    add("23-00-00.000", whole[:200])  # the same, unplayable
     async with db() as session, session.begin():
         at = datetime(2027, 1, 15, tzinfo=UTC)
         for rel, complete in ((torn, False), (empty, False), (lost, True)):
@@ -111,12 +114,16 @@ async def test_a_restart_finishes_or_discards_what_a_crash_left(
     await recover(db, tmp_path)
 
     kept = {r.path: r for r in await rows(db)}
-    assert set(kept) == {good.path, torn}
+    assert set(kept) == {good.path, torn, orphan}
+    assert kept[orphan].complete and kept[orphan].bytes == len(whole)
+    assert kept[orphan].started_at == datetime(2027, 1, 15, 9, 30, 0, 250_000, tzinfo=UTC)
+    assert kept[orphan].ended_at is not None
+    assert (kept[orphan].ended_at - kept[orphan].started_at).total_seconds() == pytest.approx(8.0, abs=0.01)
     assert kept[torn].complete and kept[torn].ended_at is not None
     duration = (kept[torn].ended_at - kept[torn].started_at).total_seconds()
     assert 2.0 <= duration < 8.0
     assert len(decoded_frames(tmp_path / torn)) == round(duration * FPS)
     assert kept[torn].bytes == (tmp_path / torn).stat().st_size
     files = {p.relative_to(tmp_path).as_posix() for p in (tmp_path / "media").rglob("*") if p.is_file()}
-    assert files == {good.path, torn}
+    assert files == {good.path, torn, orphan}
     assert kept[good.path].bytes == len(whole)
