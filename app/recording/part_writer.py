@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import av
 
 from app.recording.fmp4 import FragmentScanner, repair
-from app.stream.packets import Packet
+from app.stream.packets import Packet, StreamInfo
 
 log = logging.getLogger("argus.clips")
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
@@ -25,6 +27,32 @@ WRITING = ".writing"
 
 def marker_of(path: Path) -> Path:
     return path.with_name(path.name + WRITING)
+
+
+class _Templates:
+    """Each connection's template opened once: opening probes it (decoding its keyframe, ~9 ms at 720p),
+    which was most of a short clip's cost. Bounded; shared by the writer threads under one lock."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._open: OrderedDict[int, tuple[StreamInfo, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+        self.opened = 0
+
+    def add_stream(self, out: Any, info: StreamInfo) -> Any:
+        with self._lock:
+            hit = self._open.get(id(info))
+            if hit is None or hit[0] is not info:  # ids are reused once an info is gone: check identity
+                hit = (info, info.open_template())
+                self.opened += 1
+                self._open[id(info)] = hit
+            self._open.move_to_end(id(info))
+            while len(self._open) > self._size:
+                self._open.popitem(last=False)[1][1].close()
+            return out.add_stream_from_template(hit[1].streams.video[0])
+
+
+TEMPLATES = _Templates()
 
 
 class PartWriter:
@@ -44,14 +72,15 @@ class PartWriter:
         self.skipped = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         marker_of(path).touch()
-        self._template = first.info.open_template()
+        self._out: Any = None
         try:
-            self._out: Any = av.open(
+            self._out = av.open(
                 str(path), "w", format="mp4", options={"movflags": MOVFLAGS, "flush_packets": "1"}
             )
-            self._stream = self._out.add_stream_from_template(self._template.streams.video[0])
+            self._stream = TEMPLATES.add_stream(self._out, first.info)
         except Exception:
-            self._template.close()
+            if self._out is not None:
+                self._out.close()
             marker_of(path).unlink(missing_ok=True)
             raise
 
@@ -100,7 +129,6 @@ class PartWriter:
             repair(self.path)
             self.readable = self.path.stat().st_size if self.path.exists() else 0
         finally:
-            self._template.close()
             if self._reader is not None:
                 self._reader.close()
             marker_of(self.path).unlink(missing_ok=True)

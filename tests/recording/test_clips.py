@@ -23,7 +23,7 @@ from app.events.types import NewEvent, Phase, Severity
 from app.lifespan import Runtime
 from app.recording.clip_store import ClipRepository, part_relpath
 from app.recording.clips import ClipFeed, ClipRecorder
-from app.recording.part_writer import PartWriter, marker_of
+from app.recording.part_writer import TEMPLATES, PartWriter, marker_of
 from app.stream.packets import Packet, PacketRing
 from tests.conftest import AUTH
 from tests.recording.clip_media import between, camera_packets, feed, real_h264, utc
@@ -381,3 +381,18 @@ async def test_clips_are_deleted_with_their_camera(rig: Rig, footage: Path) -> N
         kept = await rig.row(event_id)
         assert kept["camera_id"] == camera_id and kept["clip_url"] is None  # the event stays, its video goes
         assert (await rig.http.get(f"/api/events/{event_id}/clip.mp4")).status_code == 404
+
+
+def test_a_connections_template_is_opened_once_for_all_its_clips(footage: Path, tmp_path: Path) -> None:
+    """Opening a template probes it (decodes its keyframe: most of a short clip's CPU); parts and clips
+    of one connection share it, a new connection opens its own."""
+    first = camera_packets(footage)
+    second = camera_packets(footage, generation=2)
+    before = TEMPLATES.opened
+    for n, packets in enumerate((first, first, first, second)):
+        writer = PartWriter(tmp_path / f"{n}.mp4", packets[0])
+        for packet in packets[:25]:
+            writer.write(packet)
+        assert writer.close() > 0
+        assert len(decoded(tmp_path / f"{n}.mp4")) == 25
+    assert TEMPLATES.opened - before == 2
