@@ -1,16 +1,18 @@
 """Durable ingest: `POST /api/events` throughput with group commit vs one commit per request.
 
-Starts a real `argus serve` (SQLite) twice: with the default ARGUS_INGEST_MAX_BATCH, then with 1 (each
-request its own transaction). C concurrent clients post events for D seconds against each; every 202
-is checked to be stored. Writes bench/results/ingest.json and prints one line.
+Starts a real `argus serve` twice, on SQLite (and with `--postgres` on a throwaway PostgreSQL database
+too): with the default ARGUS_INGEST_MAX_BATCH, then with 1 (each request its own transaction). C
+concurrent clients post events for D seconds against each; every 202 is checked to be stored. Writes
+bench/results/ingest.json and prints one line per database.
 
-    .venv/bin/python bench/ingest.py [--clients 32] [--seconds 5] [--alerts]
+    .venv/bin/python bench/ingest.py [--clients 32] [--seconds 5] [--alerts] [--postgres]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -40,12 +42,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def argus(data_dir: Path, max_batch: int | None) -> Iterator[str]:
+def argus(data_dir: Path, max_batch: int | None, database_url: str | None = None) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
     env.update({"ARGUS_DATA_DIR": str(data_dir), "ARGUS_API_KEYS": KEY, "ARGUS_LOG_LEVEL": "warning"})
     if max_batch is not None:
         env["ARGUS_INGEST_MAX_BATCH"] = str(max_batch)
+    if database_url:
+        env["ARGUS_DATABASE_URL"] = database_url
     cmd = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
@@ -136,8 +140,18 @@ async def add_alert_rule(url: str) -> None:
         rule.raise_for_status()
 
 
-def run(max_batch: int | None, clients: int, seconds: float, alerts: bool) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="argus-bench-ingest-") as tmp, argus(Path(tmp), max_batch) as url:
+def run(max_batch: int | None, clients: int, seconds: float, alerts: bool, database: str) -> dict[str, Any]:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="argus-bench-ingest-"))
+        database_url = None
+        if database == "postgresql":
+            sys.path.insert(0, str(ROOT))
+            from app.migrate import upgrade
+            from tests.support.services import fresh_postgres_database
+
+            database_url = stack.enter_context(fresh_postgres_database())
+            upgrade(database_url)
+        url = stack.enter_context(argus(Path(tmp), max_batch, database_url))
         if alerts:
             asyncio.run(add_alert_rule(url))
         return asyncio.run(burst(url, clients, seconds))
@@ -150,13 +164,25 @@ def main() -> None:
     parser.add_argument(
         "--alerts", action="store_true", help="a rule matching every event (alerts decided too)"
     )
+    parser.add_argument(
+        "--postgres", action="store_true", help="PostgreSQL too (a throwaway database per run)"
+    )
     args = parser.parse_args()
-    grouped = run(None, args.clients, args.seconds, args.alerts)
-    single = run(1, args.clients, args.seconds, args.alerts)
+    results = []
+    for database in ("sqlite", "postgresql") if args.postgres else ("sqlite",):
+        result = measure(database, args)
+        results.append(result)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def measure(database: str, args: argparse.Namespace) -> dict[str, Any]:
+    grouped = run(None, args.clients, args.seconds, args.alerts, database)
+    single = run(1, args.clients, args.seconds, args.alerts, database)
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
-        "database": "sqlite",
+        "database": database,
         "clients": args.clients,
         "seconds": args.seconds,
         "alerts": args.alerts,
@@ -164,15 +190,14 @@ def main() -> None:
         "one_commit_per_request": single,
         "speedup": round(grouped["per_s"] / single["per_s"], 2) if single["per_s"] else None,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(
-        f"ingest ({args.clients} clients, SQLite{', alerts' if args.alerts else ''}): group commit "
+        f"ingest ({args.clients} clients, {database}{', alerts' if args.alerts else ''}): group commit "
         f"{grouped['per_s']}/s (p50 {grouped['latency_ms']['p50']} ms, "
         f"{grouped['events_per_commit']} per commit) "
         f"vs one commit per request {single['per_s']}/s (p50 {single['latency_ms']['p50']} ms): "
         f"{result['speedup']}x; lost {grouped['lost'] + single['lost']}"
     )
+    return result
 
 
 if __name__ == "__main__":
