@@ -396,3 +396,30 @@ def test_a_connections_template_is_opened_once_for_all_its_clips(footage: Path, 
         assert writer.close() > 0
         assert len(decoded(tmp_path / f"{n}.mp4")) == 25
     assert TEMPLATES.opened - before == 2
+
+
+async def test_a_deleted_events_clip_goes_with_it(rig: Rig, footage: Path) -> None:
+    packets = camera_packets(footage)
+    base = packets[0].at
+    ring = await rig.camera()
+    event = play(rig, ring, packets, base, base + 4, base + 5)
+    rig.rt.bus.publish(event.evolve(phase=Phase.close, ended_at=utc(base + 5)))
+    feed(ring, between(packets, base + 5, base + 9))
+    row = await rig.finished(event.id)
+    keep = play(rig, ring, packets, base + 9, base + 10, base + 16)
+    await eventually(lambda: _with_clip(rig, keep.id), timeout=15)
+    await rig.recorder.event_deleted(event.id, ring.camera_id)
+    assert not rig.path(row).exists()
+    left = sorted(p.name for p in rig.path(row).parent.iterdir())
+    assert left == [f"{keep.id}.mp4", f"{keep.id}.mp4.writing"]  # the other event's clip, still being written
+
+
+async def test_no_clip_is_started_below_the_disk_floor(api_app: FastAPI, footage: Path) -> None:
+    rt: Runtime = api_app.state.runtime
+    ring = PacketRing(7, pre_roll_s=5)
+    floor = ClipRecorder(
+        rt.settings.data_dir, rt.sessionmaker, {7: ClipFeed(ring, PRE, POST)}.get, may_write=lambda: False
+    )
+    async with floor:
+        floor.consider(opened(7, time.time()))
+        assert floor.stats()["refused"] == 1 and floor.stats()["active"] == 0
