@@ -79,6 +79,14 @@ class ClipRepository:
                 found.update({row.id: (row.clip_path, row.clip_parts or 0) for row in rows})
         return found
 
+    async def linked(self) -> dict[str, tuple[str | None, int]]:
+        """Every event that names a clip."""
+        async with self._sessionmaker() as session:
+            rows = await session.execute(
+                select(Event.id, Event.clip_path, Event.clip_parts).where(Event.clip_path.is_not(None))
+            )
+            return {row.id: (row.clip_path, row.clip_parts or 0) for row in rows}
+
     async def clear_camera(self, camera_id: int) -> None:
         async with self._sessionmaker() as session, session.begin():
             await session.execute(
@@ -124,15 +132,12 @@ def on_disk(data_dir: Path) -> dict[str, tuple[str | None, int]]:
 
 async def recover(data_dir: Path, repo: ClipRepository) -> None:
     """At start, before any writer: repair what a crash left, then make rows match the files (a clip whose
-    row was stored after the recorder last tried, a part deleted by the repair)."""
-    touched = await asyncio.to_thread(repair_unfinished, data_dir)
+    row was stored after the recorder last tried, a part deleted by the repair, a file gone)."""
+    await asyncio.to_thread(repair_unfinished, data_dir)
     disk = await asyncio.to_thread(on_disk, data_dir)
-    for path in touched:
-        match = _FILE.match(path.name)
-        if match:
-            disk.setdefault(match["id"], (None, 0))
-    rows = await repo.stored(disk)
-    stale = {i: clip for i, clip in disk.items() if i in rows and rows[i] != clip}
+    rows = await repo.linked()
+    rows.update(await repo.stored(i for i in disk if i not in rows))
+    stale = {i: disk.get(i, (None, 0)) for i, row in rows.items() if row != disk.get(i, (None, 0))}
     if stale:
         await repo.set_clips(stale)
         log.info("clips: %d events relinked to their files", len(stale))

@@ -91,6 +91,7 @@ class ClipWriter:
     done: bool = False
     thread: threading.Thread | None = None
     _writer: PartWriter | None = None
+    noted: tuple[str | None, int] | None = None  # what the row was last told (loop thread only)
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self.run, name=f"argus-clip-{self.event_id[:8]}", daemon=True)
@@ -203,6 +204,7 @@ class ClipRecorder:
         self._active: dict[str, ClipWriter] = {}
         self._pending: dict[str, tuple[str | None, int, float]] = {}  # event id -> (path, parts, since)
         self._wake = asyncio.Event()
+        self._rows = asyncio.Lock()  # row writes and a camera's unlinking never interleave
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -290,10 +292,13 @@ class ClipRecorder:
             log.warning("clip of event %s finished after shutdown", writer.event_id)
 
     def _note(self, writer: ClipWriter) -> None:
-        path, parts = writer.stored()
-        if path is not None or writer.done:
+        """Loop thread: queue a row update when what the row should say changed (a part's first fragment,
+        a part lost), not for every fragment."""
+        stored = writer.stored()
+        if stored != writer.noted and (stored[0] is not None or writer.noted is not None):
+            writer.noted = stored
             since = self._pending.get(writer.event_id, (None, 0, time.monotonic()))[2]
-            self._pending[writer.event_id] = (path, parts, since)
+            self._pending[writer.event_id] = (*stored, since)
             self._wake.set()
         if writer.done and self._active.get(writer.event_id) is writer:
             del self._active[writer.event_id]
@@ -313,6 +318,10 @@ class ClipRecorder:
                 self._wake.set()
 
     async def _write_pending(self, final: bool = False) -> None:
+        async with self._rows:
+            await self._write_batch(final)
+
+    async def _write_batch(self, final: bool) -> None:
         if not self._pending:
             return
         batch, self._pending = self._pending, {}
@@ -347,10 +356,11 @@ class ClipRecorder:
         for writer in writers:
             if writer.thread is not None:
                 await asyncio.to_thread(writer.thread.join)
-        for writer in writers:
-            self._pending.pop(writer.event_id, None)
-        await asyncio.to_thread(clip_store.delete_camera_files, self.data_dir, camera_id)
-        await self._repo.clear_camera(camera_id)
+        async with self._rows:
+            for writer in writers:
+                self._pending.pop(writer.event_id, None)
+            await asyncio.to_thread(clip_store.delete_camera_files, self.data_dir, camera_id)
+            await self._repo.clear_camera(camera_id)
 
     async def event_deleted(self, event_id: str, camera_id: int | None) -> None:
         """For whoever deletes events: the clip goes with its row."""

@@ -327,7 +327,7 @@ async def test_a_crash_leaves_no_unreadable_clip(api_app: FastAPI, footage: Path
         transport=httpx.ASGITransport(app=api_app), base_url="http://argus", headers=AUTH
     ) as http:
         cam = await add_camera(http)
-    cut, lost, late = [await stored_event(api_app, cam) for _ in range(3)]
+    cut, lost, late, gone = [await stored_event(api_app, cam) for _ in range(4)]
     cut_path = data_dir / part_relpath(cam, cut.id)
     readable = crash_writing(footage, cut_path, 5.0, garbage=3000)  # 2 whole GOPs + a torn fragment
     assert 0 < readable < cut_path.stat().st_size
@@ -340,7 +340,11 @@ async def test_a_crash_leaves_no_unreadable_clip(api_app: FastAPI, footage: Path
         writer.write(packet)
     writer.close()
     await ClipRepository(rt.sessionmaker).set_clips(
-        {cut.id: (part_relpath(cam, cut.id), 1), lost.id: (part_relpath(cam, lost.id), 1)}
+        {
+            cut.id: (part_relpath(cam, cut.id), 1),
+            lost.id: (part_relpath(cam, lost.id), 1),
+            gone.id: (part_relpath(cam, gone.id), 2),  # its files were deleted by hand
+        }
     )
 
     async for rig in make_rig(api_app):  # a restart: the recorder repairs before anything else
@@ -358,6 +362,7 @@ async def test_a_crash_leaves_no_unreadable_clip(api_app: FastAPI, footage: Path
         assert (await rig.http.get(f"/api/events/{lost.id}/clip.mp4")).status_code == 404
 
         assert (await rig.row(late.id))["clip_url"] == f"/api/events/{late.id}/clip.mp4"
+        assert (await rig.row(gone.id))["clip_urls"] == []
 
 
 async def test_clips_are_deleted_with_their_camera(rig: Rig, footage: Path) -> None:
