@@ -123,10 +123,11 @@ class CameraPipeline:
             for finding in result.findings:
                 await self.episodes.apply(finding, frame.captured_at, frame.image)
             # while an event is open: every frame decoded (gated cameras), analysed at analysis_fps
-            # (keyframe_burst); keyframes otherwise
+            # (keyframe_burst); keyframes otherwise. An analyzer still learning its scene (VAD warm-up)
+            # gets every frame too, so it learns at the rate it will judge at.
             busy = bool(self.episodes.open_events)
             self.sampler.set_burst(busy)
-            self.source.set_pixel_demand(busy)
+            self.source.set_pixel_demand(busy or _warming_up(result))
 
     async def _feed_live(self) -> None:
         """Pass the live view's wish for frames to the source, and the source's newest frame to the hub.
@@ -194,3 +195,7 @@ class CameraPipeline:
             bytes_per_s=src.bytes_per_s,
             gop_s=src.gop_s,
         )
+
+
+def _warming_up(result: FrameResult) -> bool:
+    return any(obs.data.get("warming_up") for obs in result.observations.values())
