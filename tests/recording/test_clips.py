@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import cv2
@@ -22,7 +23,7 @@ from fastapi import FastAPI
 from app.events.types import NewEvent, Phase, Severity
 from app.lifespan import Runtime
 from app.recording.clip_store import ClipRepository, part_relpath
-from app.recording.clips import ClipFeed, ClipRecorder
+from app.recording.clips import ClipFeed, ClipRecorder, pipeline_feeds
 from app.recording.part_writer import TEMPLATES, PartWriter, marker_of
 from app.stream.packets import Packet, PacketRing
 from tests.conftest import AUTH
@@ -428,3 +429,17 @@ async def test_no_clip_is_started_below_the_disk_floor(api_app: FastAPI, footage
     async with floor:
         floor.consider(opened(7, time.time()))
         assert floor.stats()["refused"] == 1 and floor.stats()["active"] == 0
+
+
+def test_clips_follow_the_cameras_record_mode() -> None:
+    """A running camera's ring feeds clips unless its record mode is off; a stopped camera has none."""
+    ring = PacketRing(3)
+
+    def pipeline(mode: str) -> SimpleNamespace:
+        config = SimpleNamespace(record_mode=mode, pre_roll_s=4.0, post_roll_s=6.0)
+        return SimpleNamespace(source=SimpleNamespace(ring=ring), config=config)
+
+    running = {1: pipeline("events"), 2: pipeline("continuous"), 3: pipeline("off")}
+    lookup = pipeline_feeds(running.get)
+    assert lookup(1) == ClipFeed(ring, 4.0, 6.0) and lookup(2) == ClipFeed(ring, 4.0, 6.0)
+    assert lookup(3) is None and lookup(4) is None
