@@ -443,3 +443,16 @@ def test_clips_follow_the_cameras_record_mode() -> None:
     lookup = pipeline_feeds(running.get)
     assert lookup(1) == ClipFeed(ring, 4.0, 6.0) and lookup(2) == ClipFeed(ring, 4.0, 6.0)
     assert lookup(3) is None and lookup(4) is None
+
+
+async def test_health_reports_the_clip_writers(rig: Rig, footage: Path) -> None:
+    packets = camera_packets(footage)
+    base = packets[0].at
+    ring = await rig.camera()
+    event = play(rig, ring, packets, base, base + 4, base + 5)
+    rig.rt.bus.publish(event.evolve(phase=Phase.close, ended_at=utc(base + 5)))
+    feed(ring, between(packets, base + 5, base + 9))
+    await rig.finished(event.id)
+    clips = (await rig.http.get("/api/health")).json()["clips"]
+    assert clips["started"] == clips["finished"] == 1 and clips["active"] == 0
+    assert 0 < clips["cpu_s"] < 1
