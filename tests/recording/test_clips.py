@@ -231,6 +231,7 @@ async def test_a_clip_being_written_is_served_up_to_its_last_complete_fragment(
     done = await rig.http.get(str(row["clip_url"]))
     assert done.headers["cache-control"].startswith("private") and done.content == rig.path(row).read_bytes()
     assert len(done.content) > len(growing.content)
+    assert done.content.startswith(growing.content)  # what was served early is never rewritten
 
 
 async def _true(value: bool) -> bool:
