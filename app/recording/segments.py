@@ -121,6 +121,7 @@ class SegmentWriter:
         self._last_end = 0.0  # a new tap never rewrites what an earlier one wrote
         self._tap: PacketTap | None = None
         self._stopping = threading.Event()
+        self.tapped = threading.Event()  # set once the ring is tapped: packets appended from then on are kept
         self._thread = threading.Thread(target=self._run, name=f"argus.record:{camera_id}", daemon=True)
 
     def start(self) -> None:
@@ -141,6 +142,7 @@ class SegmentWriter:
     def _run(self) -> None:
         while not self._stopping.is_set():
             tap = self._tap = self.ring.tap(since=time.time())
+            self.tapped.set()
             if self._stopping.is_set():
                 tap.close()
             try:

@@ -48,7 +48,7 @@ async def rows(sessionmaker: async_sessionmaker[AsyncSession]) -> list[Recording
 async def started(recorder: Recorder, camera_id: int) -> None:
     for _ in range(200):
         writer = recorder.writers.get(camera_id)
-        if writer is not None and writer._tap is not None:
+        if writer is not None and writer.tapped.is_set():
             return
         await asyncio.sleep(0.01)
     raise AssertionError("no writer tapped the ring")

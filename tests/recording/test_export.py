@@ -24,8 +24,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Segme
     ring = PacketRing(1)
     writer = SegmentWriter(1, ring, root, 2.0, events.append)
     writer.start()
-    while writer._tap is None:
-        pass
+    assert writer.tapped.wait(5)
     feed(ring, list(packets(clip)))
     writer.stop()
     return root, [e for e in events if isinstance(e, SegmentClosed)]

@@ -53,7 +53,7 @@ async def record(
 
 async def _tapped(recorder: Recorder, camera_id: int) -> bool:
     writer = recorder.writers.get(camera_id)
-    return writer is not None and writer._tap is not None
+    return writer is not None and writer.tapped.is_set()
 
 
 def _span(base: float) -> dict[str, str]:

@@ -24,8 +24,7 @@ def record(clip: Path, data_dir: Path, segment_s: float, **kw: object) -> list[S
     ring = PacketRing(1, pre_roll_s=3)
     writer = SegmentWriter(1, ring, data_dir, segment_s, events.append, **kw)  # type: ignore[arg-type]
     writer.start()
-    while writer._tap is None:  # the writer taps the ring before the camera's first packet arrives
-        pass
+    assert writer.tapped.wait(5)  # the writer taps the ring before the camera's first packet arrives
     feed(ring, list(packets(clip)))
     writer.stop()
     return events
@@ -55,8 +54,7 @@ def test_a_new_connection_starts_a_new_segment(clip: Path, tmp_path: Path) -> No
     ring = PacketRing(1, pre_roll_s=3)
     writer = SegmentWriter(1, ring, tmp_path, 60.0, events.append)
     writer.start()
-    while writer._tap is None:
-        pass
+    assert writer.tapped.wait(5)
     feed(ring, list(packets(clip)))
     feed(ring, list(packets(clip, base=1_800_000_100.0, generation=2)))
     writer.stop()

@@ -48,8 +48,7 @@ def record(data_dir: Path, camera_id: int, base: float, tmp: Path) -> list[Segme
     ring = PacketRing(camera_id)
     writer = SegmentWriter(camera_id, ring, data_dir, 2.0, events.append)
     writer.start()
-    while writer._tap is None:
-        time.sleep(0.001)
+    assert writer.tapped.wait(5)
     feed(ring, list(packets(clip, camera_id=camera_id, base=base)))
     writer.stop()
     return [e for e in events if isinstance(e, SegmentClosed)]
