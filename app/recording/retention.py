@@ -211,7 +211,9 @@ class Retention:
 
     async def _expired(self, retain: dict[int, float]) -> list[Media]:
         now = self.now()
-        items = [s for s in await self._segments() if s.at < now - retain.get(_camera_of(s), 0) * DAY]
+        oldest_allowed = now - min(retain.values(), default=0) * DAY  # nothing newer can have expired
+        segments = await self._segments(before=oldest_allowed)
+        items = [s for s in segments if s.at < now - retain.get(_camera_of(s), 0) * DAY]
         items += await asyncio.to_thread(self._expired_files, retain, now)
         return items
 
@@ -220,14 +222,14 @@ class Retention:
         cutoff = now - self.snapshot_retain_days * DAY
         return clips + [s for s in _snapshots(self.data_dir) if s.at < cutoff]
 
-    async def _segments(self) -> list[Media]:
-        """Finished segments, oldest first (one being written is never deleted)."""
+    async def _segments(self, before: float | None = None) -> list[Media]:
+        """Finished segments (one being written is never deleted), oldest first; those started before
+        `before` only, when given."""
+        query = select(Recording.id, Recording.path, Recording.started_at).where(Recording.complete.is_(True))
+        if before is not None:
+            query = query.where(Recording.started_at < datetime.fromtimestamp(before, UTC))
         async with self.sessionmaker() as session:
-            rows = await session.execute(
-                select(Recording.id, Recording.path, Recording.started_at)
-                .where(Recording.complete.is_(True))
-                .order_by(Recording.started_at)
-            )
+            rows = await session.execute(query.order_by(Recording.started_at))
             return [Media("segments", at.timestamp(), [self.data_dir / p], rid) for rid, p, at in rows]
 
     async def _inventory(self) -> list[Media]:
