@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.config import Settings
 from app.kit.db import create_engine, create_sessionmaker
 from app.migrate import upgrade_async
 from app.models import Camera, Recording
@@ -24,9 +25,11 @@ FPS = 15
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'argus.db'}"
-    await upgrade_async(url)
+async def db(db_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A migrated database of each kind (SQLite file, the session's PostgreSQL emptied)."""
+    url = db_settings.database_url
+    if db_settings.is_sqlite:
+        await upgrade_async(url)
     engine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
     async with sessionmaker() as session, session.begin():

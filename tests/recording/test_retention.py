@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.config import Settings
 from app.kit.db import create_engine, create_sessionmaker
 from app.migrate import upgrade_async
 from app.models import Camera, Event, Recording
@@ -23,9 +24,11 @@ HOUR, DAY = 3600.0, 86_400.0
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'argus.db'}"
-    await upgrade_async(url)
+async def db(db_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A migrated database of each kind (SQLite file, the session's PostgreSQL emptied)."""
+    url = db_settings.database_url
+    if db_settings.is_sqlite:
+        await upgrade_async(url)
     engine = create_engine(url)
     yield create_sessionmaker(engine)
     await engine.dispose()
@@ -84,11 +87,7 @@ class Media:
             )
 
     def files(self) -> set[str]:
-        return {p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()} - {
-            "argus.db",
-            "argus.db-wal",
-            "argus.db-shm",
-        }
+        return {p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()}
 
     async def segment_paths(self) -> set[str]:
         async with self.sessionmaker() as session:
@@ -102,7 +101,8 @@ class Media:
 
 @pytest.fixture
 def media(tmp_path: Path, db: async_sessionmaker[AsyncSession]) -> Media:
-    return Media(tmp_path, db)
+    (tmp_path / "dd").mkdir()
+    return Media(tmp_path / "dd", db)
 
 
 def retention(media: Media, *, min_free_mb: int = 0, free: int = 10**12) -> Retention:
@@ -170,9 +170,7 @@ async def test_below_the_floor_the_oldest_media_goes_first_until_it_is_met(media
         media.root,
         snapshot_retain_days=30,
         min_free_mb=7,
-        free_bytes=lambda _: (
-            capacity - sum(p.stat().st_size for p in media.root.rglob("*.*") if "argus.db" not in p.name)
-        ),
+        free_bytes=lambda _: capacity - sum(p.stat().st_size for p in media.root.rglob("*.*")),
         now=lambda: NOW,
     )
     oldest = await media.segment(1, age_s=5 * HOUR, size=MB)
