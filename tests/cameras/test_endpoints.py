@@ -39,6 +39,11 @@ class TestValidation:
             ({"name": "a", "url": "rtsp://h/x", "analysis_fps": 31}, "analysis_fps"),
             ({"name": "", "url": "rtsp://h/x"}, "name"),
             ({"name": "a", "url": "rtsp://h/x", "drop_policy": "random"}, "drop_policy"),
+            ({"name": "a", "url": "rtsp://h/x", "decode": "some"}, "decode"),
+            ({"name": "a", "url": "rtsp://h/x", "rtsp_transport": "http"}, "rtsp_transport"),
+            ({"name": "a", "url": "rtsp://h/x", "pre_roll_s": 600}, "pre_roll_s"),
+            ({"name": "a", "url": "rtsp://h/x", "record": {"mode": "always"}}, "record"),
+            ({"name": "a", "url": "rtsp://h/x", "record": {"retain_days": 0}}, "record"),
             ({"url": "rtsp://h/x"}, "name"),
             ({"name": "a", "url": "rtsp://h/x", "colour": "red"}, "colour"),
         ],
@@ -154,6 +159,15 @@ class TestLifecycle:
         assert r.status_code == 200
         after = [t for t in threading.enumerate() if t.name == f"argus.capture:{cam['id']}"]
         assert before == after  # the same capture thread: the stream was not reopened
+        r = await api_client.patch(
+            f"/api/cameras/{cam['id']}", json={"decode": "all", "pre_roll_s": 8, "record": {"mode": "off"}}
+        )
+        assert r.status_code == 200
+        assert (r.json()["decode"], r.json()["pre_roll_s"], r.json()["record"]["mode"]) == ("all", 8, "off")
+        status = (await api_client.get(f"/api/cameras/{cam['id']}/status")).json()
+        assert (status["decode"], status["gate"]) == ("all", "active")
+        after = [t for t in threading.enumerate() if t.name == f"argus.capture:{cam['id']}"]
+        assert before == after  # decoding and recording settings apply live too
         r = await api_client.patch(f"/api/cameras/{cam['id']}", json={"vad": {"threshold": 5}})
         after_chain_change = [t for t in threading.enumerate() if t.name == f"argus.capture:{cam['id']}"]
         assert after_chain_change != before  # analyzers changed: the pipeline was rebuilt
