@@ -27,7 +27,9 @@ class Camera(TimestampMixin, Base):
     analyzers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, nullable=False)
     # Packet-first stream layer (migration 0004): what to decode, how to connect, what video to keep
     decode: Mapped[str] = mapped_column(String(16), default="gated", server_default="gated", nullable=False)
-    rtsp_transport: Mapped[str] = mapped_column(String(8), default="tcp", server_default="tcp", nullable=False)
+    rtsp_transport: Mapped[str] = mapped_column(
+        String(8), default="tcp", server_default="tcp", nullable=False
+    )
     pre_roll_s: Mapped[float] = mapped_column(Float, default=5.0, server_default="5", nullable=False)
     post_roll_s: Mapped[float] = mapped_column(Float, default=5.0, server_default="5", nullable=False)
     # {"mode": "off" | "events" | "continuous", "retain_days": int}
