@@ -372,7 +372,7 @@ class StreamSource:
                 now = time.monotonic()
                 wall = time.time()
                 pts = packet.pts if packet.pts is not None else packet.dts
-                if pts is not None and (last_pts is None or pts != last_pts):
+                if pts is None or pts != last_pts:  # no timestamps (some MJPEG): arrival is all we know
                     last_fresh, last_pts = now, pts
                 elif now - last_fresh >= s.stale_frame_s:
                     self._error(f"no new frame for {now - last_fresh:.1f} s (stale stream)")
