@@ -70,3 +70,22 @@ LIVE_FRAMES_DROPPED = Counter(
 )
 
 VLM_REQUESTS = Counter("argus_vlm_requests", "VLM describe calls, by outcome", ["outcome"], registry=REGISTRY)
+
+RECORDING_SEGMENTS = Counter(
+    "argus_recording_segments", "Continuous-recording segments finished", ["camera"], registry=REGISTRY
+)
+RECORDING_BYTES = Counter(
+    "argus_recording_bytes", "Bytes of finished segments", ["camera"], registry=REGISTRY
+)
+MEDIA_DELETED = Counter(
+    "argus_media_deleted",
+    "Media deleted by retention, by kind (segments, clips, snapshots) and reason (age, disk)",
+    ["kind", "reason"],
+    registry=REGISTRY,
+)
+MEDIA_DISK_FREE = Gauge(
+    "argus_media_disk_free_bytes", "Free bytes under DATA_DIR at the last sweep", registry=REGISTRY
+)
+MEDIA_DISK_LOW = Gauge(
+    "argus_media_disk_low", "1 while free space stays below ARGUS_MIN_FREE_DISK_MB", registry=REGISTRY
+)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.kit.tasks import cancel_and_wait, spawn
+from app.metrics import RECORDING_BYTES, RECORDING_SEGMENTS
 from app.models import Camera, Recording
 from app.recording.segments import RECORDINGS, SegmentClosed, SegmentEvent, SegmentWriter, finish_file
 from app.stream.packets import PacketRing
@@ -122,6 +123,9 @@ class Recorder:
                 row.bytes = event.bytes
                 row.complete = True
             await session.commit()
+        if isinstance(event, SegmentClosed):
+            RECORDING_SEGMENTS.labels(str(event.camera_id)).inc()
+            RECORDING_BYTES.labels(str(event.camera_id)).inc(event.bytes)
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.kit.tasks import cancel_and_wait, spawn
+from app.metrics import MEDIA_DELETED, MEDIA_DISK_FREE, MEDIA_DISK_LOW
 from app.models import Camera, Event, Recording
 from app.recording.segments import RECORDINGS
 
@@ -175,11 +176,15 @@ class Retention:
         return _merge(done, floor)
 
     def _count(self, done: Deleted, floor: Deleted) -> None:
-        for deleted in (done, floor):
-            self.totals["segments"] += len(deleted.segments)
-            self.totals["clips"] += len(deleted.clips)
-            self.totals["snapshots"] += len(deleted.snapshots)
+        for deleted, reason in ((done, "age"), (floor, "disk")):
+            for kind in ("segments", "clips", "snapshots"):
+                n = len(getattr(deleted, kind))
+                self.totals[kind] += n
+                if n:
+                    MEDIA_DELETED.labels(kind, reason).inc(n)
             self.totals["bytes"] += deleted.bytes
+        MEDIA_DISK_FREE.set(self._free())
+        MEDIA_DISK_LOW.set(int(self.low_disk))
         self.totals["for_space"] += floor.count
         if floor.count:
             log.warning(

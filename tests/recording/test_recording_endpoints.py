@@ -15,6 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.metrics import REGISTRY
 from app.recording.continuous import Recorder
 from app.stream.packets import PacketRing
 from tests.recording.segment_media import feed, make_h264, packets
@@ -77,6 +78,7 @@ async def test_segments_are_listed_served_exported_and_deleted_with_their_camera
     data_dir = api_app.state.runtime.settings.data_dir
     camera_id = await add_camera(api_client)
     base = time.time() - 120
+    counted = REGISTRY.get_sample_value("argus_recording_segments_total", {"camera": str(camera_id)}) or 0
     await record(api_app, api_client, camera_id, clip, base)
 
     rows = (await api_client.get(f"/api/cameras/{camera_id}/recordings", params=_span(base))).json()
@@ -86,6 +88,9 @@ async def test_segments_are_listed_served_exported_and_deleted_with_their_camera
     for before_end, next_start in zip(ends, starts[1:], strict=False):
         assert next_start == before_end  # contiguous: no gap at all across a boundary
     assert [round((e - s).total_seconds(), 2) for s, e in zip(starts, ends, strict=True)][:3] == [2.0] * 3
+
+    metrics = (await api_client.get("/metrics")).text
+    assert f'argus_recording_segments_total{{camera="{camera_id}"}} {counted + 4}' in metrics
 
     # one segment, whole and by range
     segment = await api_client.get(rows[1]["url"])

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.kit.db import create_engine, create_sessionmaker
+from app.metrics import REGISTRY
 from app.migrate import upgrade_async
 from app.models import Camera, Event, Recording
 from app.recording.retention import MB, Retention
@@ -180,6 +181,8 @@ async def test_below_the_floor_the_oldest_media_goes_first_until_it_is_met(media
     newest_snap = media.file("snapshots/1/d/ev-c.jpg", HOUR, size=MB)
     writing = await media.segment(1, age_s=9 * HOUR, complete=False)
     assert not r.space_ok()  # just under 5 MB free < 7 MB
+    labels = {"kind": "clips", "reason": "disk"}
+    clips_deleted = REGISTRY.get_sample_value("argus_media_deleted_total", labels) or 0
 
     await r.sweep()
 
@@ -195,6 +198,8 @@ async def test_below_the_floor_the_oldest_media_goes_first_until_it_is_met(media
         "for_space": 3,
         "bytes": 3 * MB,
     }
+    assert REGISTRY.get_sample_value("argus_media_deleted_total", labels) == clips_deleted + 1
+    assert REGISTRY.get_sample_value("argus_media_disk_low") == 0
 
 
 async def test_a_floor_that_cannot_be_met_is_reported_and_stops_new_files(media: Media) -> None:
