@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
+from app.alerts.signing import standard_key
 from app.kit.redact import mask_url
 from app.kit.schemas import DbId, Schema, reject_nul, stripped_name
 from app.kit.urls import validate_webhook_url as check_webhook_url
@@ -41,7 +42,10 @@ class WebhookFields(BaseModel):
     @field_validator("secret", check_fields=False)
     @classmethod
     def _secret(cls, v: str | None) -> str | None:
-        return None if v is None else reject_nul(v, "secret")
+        if v is None:
+            return None
+        standard_key(reject_nul(v, "secret"))  # a `whsec_` secret must decode: ValueError -> 422
+        return v
 
 
 class WebhookCreate(WebhookFields):
