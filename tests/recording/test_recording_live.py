@@ -4,6 +4,7 @@ for their whole span."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 from datetime import datetime
@@ -31,9 +32,13 @@ async def test_a_live_camera_records_contiguous_segments_and_exports_them(
     app_client: httpx.AsyncClient, settings: Settings
 ) -> None:
     video = make_h264(media_path(settings, "yard.mkv"), seconds=30, fps=FPS, gop=int(GOP_S * FPS))
-    body = {"name": "Yard", "url": str(video), "record": {"mode": "continuous", "retain_days": 1}}
+    body = {"name": "Yard", "url": str(video), "record": {"mode": "events", "retain_days": 1}}
     camera = (await app_client.post("/api/cameras", json=body)).json()
     url = f"/api/cameras/{camera['id']}/recordings"
+    await asyncio.sleep(2.5)  # streaming, but not recorded: events mode keeps clips only
+    assert (await app_client.get(url)).json() == []
+    patch = {"record": {"mode": "continuous", "retain_days": 1}}  # recording starts without a restart
+    assert (await app_client.patch(f"/api/cameras/{camera['id']}", json=patch)).status_code == 200
 
     async def four_finished() -> list[dict[str, object]] | None:
         rows = [r for r in (await app_client.get(url)).json() if r["complete"]]
