@@ -115,8 +115,9 @@ class TestMigration0003:
         seed_0002(db)
         before = dump(db)
 
-        await asyncio.to_thread(upgrade, url)
+        await asyncio.to_thread(upgrade, url, "0003")
         assert dump(db) == before
+        await asyncio.to_thread(upgrade, url)  # and later migrations keep it
         for table in ("cameras", "webhooks", "alert_rules"):
             assert "AUTOINCREMENT" in table_sql(db, table), table
         assert "REFERENCES webhooks" in table_sql(db, "alerts")

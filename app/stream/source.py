@@ -431,9 +431,8 @@ class StreamSource:
         self._m_frames.inc()
         self._last_frame_at = packet.at
         gate = self.activity
-        if self.decode == "gated":
-            gate.observe_packet(packet.size, packet.key, now)
-            gate.tick(now)
+        gate.observe_packet(packet.size, packet.key, now)  # sizes and GOP length, whatever the policy
+        gate.tick(now)
         if self._wants_every_frame():
             if not self._in_sync:
                 self._catch_up(now)

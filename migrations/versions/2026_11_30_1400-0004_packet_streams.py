@@ -17,15 +17,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("cameras") as batch:
-        batch.add_column(sa.Column("decode", sa.String(16), server_default="gated", nullable=False))
-        batch.add_column(sa.Column("rtsp_transport", sa.String(8), server_default="tcp", nullable=False))
-        batch.add_column(sa.Column("pre_roll_s", sa.Float(), server_default="5", nullable=False))
-        batch.add_column(sa.Column("post_roll_s", sa.Float(), server_default="5", nullable=False))
-        batch.add_column(sa.Column("record", sa.JSON(), server_default=sa.text("'{}'"), nullable=False))
+    # Plain ADD COLUMN (SQLite does it in place): a batch rebuild would drop the table's AUTOINCREMENT
+    op.add_column("cameras", sa.Column("decode", sa.String(16), server_default="gated", nullable=False))
+    op.add_column("cameras", sa.Column("rtsp_transport", sa.String(8), server_default="tcp", nullable=False))
+    op.add_column("cameras", sa.Column("pre_roll_s", sa.Float(), server_default="5", nullable=False))
+    op.add_column("cameras", sa.Column("post_roll_s", sa.Float(), server_default="5", nullable=False))
+    op.add_column("cameras", sa.Column("record", sa.JSON(), server_default=sa.text("'{}'"), nullable=False))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("cameras") as batch:
+    with op.batch_alter_table("cameras", table_kwargs={"sqlite_autoincrement": True}) as batch:
         for name in ("record", "post_roll_s", "pre_roll_s", "rtsp_transport", "decode"):
             batch.drop_column(name)
