@@ -3,6 +3,10 @@ generated from its schema (explicit examples, coverage of the boundaries, random
 sequences over links schemathesis infers), checked for server errors, undocumented statuses and responses
 that break their documented schema. Zero failures allowed.
 
+The server is `argus serve` in its own process (as deployed): its tracebacks land in a log shown with any
+failure, and CPython 3.11's `ast` is not thread-safe (schemathesis and the server compiling at once
+raised "AST constructor recursion depth mismatch" when they shared a process).
+
 Network: the server listens on 127.0.0.1, and fuzzed camera and webhook URLs would make it connect
 anywhere (a camera opens its URL at once, a webhook `/test` posts to it, alert deliveries follow). So
 every `url` in a request body whose host is not 127.0.0.1 is replaced by one on a closed loopback port
@@ -19,13 +23,17 @@ failure is reported with a curl line that reproduces it).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
@@ -33,8 +41,8 @@ from schemathesis.engine import events
 from schemathesis.engine import from_schema as engine_for
 from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
 
-from tests.conftest import API_KEY, make_settings
-from tests.support.server import running_server
+from tests.conftest import API_KEY
+from tests.support.server import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -77,13 +85,30 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         case.body = keep_on_loopback(case.body)
 
 
+SERVED_HOSTS: list[str | None] = []  # hosts of the `url`s the server answered with (None: a local file)
+
+
+def after_call(context: Any, case: Any, response: Any) -> None:
+    """Collects what the server stored, to check that the rewriting above held."""
+    json_body = "json" in response.headers.get("content-type", [""])[0] and response.content  # not HEAD
+    if 200 <= response.status_code < 300 and json_body:
+        body = response.json()
+        for item in body if isinstance(body, list) else [body]:
+            if isinstance(item, dict) and isinstance(item.get("url"), str):
+                SERVED_HOSTS.append(urlsplit(item["url"]).hostname)
+
+
 @pytest.fixture
-def loopback_only() -> Iterator[None]:
-    schemathesis.hook(before_call)  # before_call hooks are global in schemathesis 4: undone below
+def loopback_only() -> Iterator[list[str | None]]:
+    """Installs the hooks (global in schemathesis 4: undone afterwards); yields the served hosts."""
+    SERVED_HOSTS.clear()
+    schemathesis.hook(before_call)
+    schemathesis.hook(after_call)
     try:
-        yield
+        yield SERVED_HOSTS
     finally:
         GLOBAL_HOOK_DISPATCHER.unregister(before_call)
+        GLOBAL_HOOK_DISPATCHER.unregister(after_call)
 
 
 @dataclass
@@ -166,11 +191,66 @@ def test_loopback_url_keeps_requests_on_this_machine() -> None:
     assert body == {"url": "http://127.0.0.1:9/fuzz", "vad": {"url": "rtsp://127.0.0.1:9/fuzz"}, "name": "n"}
 
 
-def test_the_whole_api_conforms_to_its_openapi_document(tmp_path: Path, loopback_only: None) -> None:
-    settings = make_settings(tmp_path / "data")
-    with running_server(settings) as base_url:
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def argus_serve(data_dir: Path, log: Path) -> Iterator[str]:
+    """`argus serve` on a free loopback port with a temp SQLite and one API key; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "ARGUS_DATA_DIR": str(data_dir),
+        "ARGUS_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'argus.db'}",
+        "ARGUS_API_KEYS": API_KEY,
+        "ARGUS_LOG_LEVEL": "warning",
+        "ARGUS_RECONNECT_MAX_DELAY": "2",
+    }
+    command = [sys.executable, "-m", "app", "serve", "--host", LOOPBACK, "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://{LOOPBACK}:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"argus serve exited: {log.read_text()[-2000:]}"
+            try:
+                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "argus serve did not start"
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def server_errors(log: Path) -> str:
+    """The server's tracebacks and errors, for a failure message (the end of them)."""
+    lines = log.read_text(errors="replace").splitlines()
+    keep = [ln for ln in lines if "cannot open" not in ln and "Connection to tcp://" not in ln]
+    text = "\n".join(keep)
+    start = text.find("Traceback")
+    return text[start:][-6000:] if start >= 0 else text[-2000:]
+
+
+def test_the_whole_api_conforms_to_its_openapi_document(
+    tmp_path: Path, loopback_only: list[str | None]
+) -> None:
+    log = tmp_path / "argus.log"
+    with argus_serve(tmp_path / "data", log) as base_url:
         outcome = run_schemathesis(base_url)
     print(outcome.summary())
+    if outcome.failures or outcome.errors:
+        print(f"server log ({log}):\n{server_errors(log)}")
+    assert loopback_only, "no camera or webhook was created: the run did not get far"
+    assert set(loopback_only) <= {LOOPBACK, None}, f"a fuzzed URL left the machine: {set(loopback_only)}"
     for phase in ("examples", "coverage", "fuzzing", "stateful"):  # each ran, at least once
         assert outcome.phases.get(phase, [0])[0] > 0, (phase, outcome.summary())
     assert not outcome.failures and not outcome.errors, outcome.report()
