@@ -13,18 +13,21 @@ each N (default 16 and 32), the modes are measured back to back, `--runs` times 
 - `gated_noisy`  the same still frame with sensor noise (sd 6 grey levels, a night stand-in): packet
                  sizes say nothing there, so keyframes are decoded; also gives the false-open rate;
 - `gated_active` decode=gated on cameras with continuous real motion;
-- `gated_mix`    a realistic mix: 10 % active cameras (`--mix-active`), the rest calm;
+- `gated_mix`    a realistic mix: 10 % active cameras (`--mix-active`, rounded, at least one: 2 of 16,
+                 3 of 32), the rest calm;
 - `clips`        gated_active while every camera writes an event clip (app/recording's ClipWriter,
                  remux from the packet ring, no re-encode): the cost of clip writing;
 - `serve`        (not by default) the whole `argus serve`, cameras added over REST, VAD at 5 FPS: the
                  old end-to-end mode; `--counts` is kept as an alias of `--cameras`.
 
-Each bare/Argus mode runs in a worker process whose own CPU time (all threads, getrusage) over the
+Argus modes include what the pipeline asks of the stream layer: a Sampler per camera taking `--analysis-fps`
+(5) converted frames a second while it decodes (0: no Sampler); the analysers (VAD) are left out, except in
+`serve`. Each bare/Argus mode runs in a worker process whose own CPU time (all threads, getrusage) over the
 measurement window is the cost: reported per camera as % of one core (CPU seconds per camera-second x 100),
 in ms per received frame, as % of a bare-decoded camera (`pyav_decode`), how many such cameras
 `--budget-cores` (2) would sustain and that count's ratio to bare decode's; with the 1-minute load average
-of each phase (the machine may be shared: compare modes of the same run) and the RTSP server's own CPU.
-A mode whose cameras receive under 90 % of 15 FPS is flagged `saturated` (its cost is then understated).
+of each phase (the machine may be shared: compare modes of the same run) and the RTSP server's own CPU. A
+mode whose cameras receive under 90 % of 15 FPS is flagged `saturated` (its cost is then understated).
 
 The gate on real footage (`--onset-seconds`, 0 skips): cameras reading local copies of clips made by
 footage_clip (a still real frame for 10-11.6 s, staggered against the GOP, then 8 s of walking people),
@@ -33,7 +36,8 @@ time of each `source.gate_opens` entry minus the stream time of the first moving
 from the opening packet's pts). False opens per camera-hour come from the gated_calm and gated_noisy
 phases (every gate opening there is false: nothing moves).
 
-Smoke run (a minute or two after the clips are encoded once into ~/.cache/argus-bench):
+Smoke run (about 3 minutes; the first run also encodes the 90-s clips once into ~/.cache/argus-bench,
+about 3 more minutes on 2 cores):
 
     nice .venv/bin/python bench/capacity.py --cameras 4 --seconds 10 --warmup 3 --runs 1 --onset-seconds 30
 
@@ -629,7 +633,7 @@ def measure_serve(
         "rss_mb": round(rss / 2**20, 1),
         "analysed_fps_per_camera": round(sum(analysed) / len(ids), 2),
         "drops_per_s": {k: round(v / elapsed, 2) for k, v in sorted(drops.items())},
-        "models": models,
+        "models": [{k: m.get(k) for k in ("name", "kind", "provider", "max_batch")} for m in models],
     }
 
 
@@ -715,6 +719,7 @@ def summarise(n: int, rows: list[dict[str, Any]], modes: list[str], budget: floa
         cost = statistics.median(r["cpu_pct_per_camera"] for r in mine)
         per_mode[name] = {
             "label": MODES[name].label,
+            "moving_cameras": mine[0]["moving_cameras"],
             "cpu_pct_per_camera": round(cost, 3),
             "cpu_ms_per_frame": round(statistics.median(r["cpu_ms_per_frame"] for r in mine), 3),
             "fps_in_per_camera": round(statistics.median(r["fps_in_per_camera"] for r in mine), 2),
@@ -722,6 +727,9 @@ def summarise(n: int, rows: list[dict[str, Any]], modes: list[str], budget: floa
             "saturated": any(r["saturated"] for r in mine),
             "load_avg_1m": [r["load_avg_1m"] for r in mine],
             "rtsp_server_cpu_pct": statistics.median(r["rtsp_server_cpu_pct"] or 0 for r in mine),
+            "rtsp_server_cpu_pct_per_stream": round(
+                statistics.median((r["rtsp_server_cpu_pct"] or 0) / n for r in mine), 3
+            ),
             "cameras_on_budget": round(budget * 100 / cost, 1) if cost > 0 else None,
             "runs": len(mine),
         }
