@@ -120,7 +120,8 @@ class TestNulCharacters:
             r = await api_client.post("/api/webhooks", json={**good, field: bad})
             assert r.status_code == 422, field
             assert locs(r) == [f"body.{field}"]
-            assert "NUL" in strict_json(r)["errors"][0]["msg"]
+            msg = strict_json(r)["errors"][0]["msg"]
+            assert "NUL" in msg or "control characters" in msg, msg
         assert (await api_client.get("/api/webhooks")).json() == []
 
     async def test_alert_rule_name_and_event_types(self, api_client: httpx.AsyncClient) -> None:
