@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad \
-	chromium chromium-driver
+	chromium chromium-driver opencv-doc
 
 .PHONY: demo serve test test-fast lint bench system-deps venv migrate clean
 
 $(BIN)/argus: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,coco]'
 	touch $(BIN)/argus
 
 venv: $(BIN)/argus
@@ -27,7 +27,7 @@ migrate: venv
 	$(BIN)/argus migrate
 
 system-deps:  ## the real RTSP server (GStreamer) and headless Chromium the tests drive
-	@if command -v apt-get >/dev/null && ! dpkg -s gir1.2-gst-rtsp-server-1.0 chromium >/dev/null 2>&1; then \
+	@if command -v apt-get >/dev/null && ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
 	fi
 
