@@ -9,10 +9,20 @@ burst against the new scene opens a new one. The model is any
 pool model of kind `vad` or `score` returning one number per frame; its manifest says how to feed it:
 2 channels = the previous and current grey frame (the built-in motion model), 1 = the grey frame,
 3 = the colour frame in the manifest's channel order.
+
+Beside the score model, a per-camera NormalityModel (app/analyzers/normality.py) learns what is normal
+for the camera (where, when, how much, how fast, which way) from every analysed frame. For the first
+`learn_s` seconds of observed video the motion z-score rules, blended into the learned score as the
+model fills (weight = seconds learned / learn_s), so a new camera still alerts in its first minute; then
+the learned score alone decides, and every anomaly names its unusual regions in `data.regions`. The model
+is saved under DATA_DIR/vad/ (every `SAVE_EVERY_S` and when the camera stops) and loaded at start.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,11 +31,26 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.analyzers.base import Finding, Observation, SeverityName
+from app.analyzers.normality import (
+    MAX_DT,
+    REGION_FLOOR,
+    SLOW_WEIGHT,
+    Features,
+    Judgement,
+    ModelStore,
+    NormalityModel,
+    cell_of,
+    extract,
+    grey_plane,
+)
 from app.analyzers.normalizer import ScoreNormalizer
 from app.analyzers.registry import AnalyzerContext, AnalyzerType, ChainError
 from app.inference.builtin_vad import NAME as BUILTIN_MODEL
 from app.inference.manifest import ModelSpec
 from app.stream.frame import Frame
+
+log = logging.getLogger("argus.analyzers")
+SAVE_EVERY_S = 60.0
 
 
 class VadOptions(BaseModel):
@@ -43,6 +68,10 @@ class VadOptions(BaseModel):
     )
     alpha: float = Field(0.01, gt=0, lt=1, description="how fast the running statistics follow the scene")
     min_std: float = Field(0.1, gt=0, description="floor of the std, in raw score units")
+    normality: bool = Field(True, description="learn what is normal for this camera (where/when/how)")
+    learn_s: float = Field(
+        3600.0, ge=1, le=30 * 86_400, description="seconds of video before the learned model alone decides"
+    )
 
 
 def severity_for(z: float, threshold: float) -> SeverityName:
@@ -122,12 +151,50 @@ class VadAnalyzer:
         self._opened_at = 0.0
         self._updated_at = 0.0
         self._last_z = 0.0
+        self._regions: list[dict[str, Any]] = []
+        self.store = ModelStore(ctx.settings.data_dir / "vad")
+        self.model = (self.store.load(ctx.camera_id) if options.normality else None) or NormalityModel()
+        self._grey: np.ndarray | None = None
+        self._grey_t = 0.0
+        self._saved_at = time.monotonic()
+        self._saving: asyncio.Task[None] | None = None
         ctx.pool.attach(options.model, ctx.camera_id)
         self._attached = True
+
+    @property
+    def learning_progress(self) -> float:
+        return min(1.0, self.model.learned_s / self.options.learn_s) if self.options.normality else 0.0
+
+    def reset(self) -> None:
+        """Forget what this camera learned (its file too): a new scene, or the user asked."""
+        self.model = NormalityModel()
+        self.normalizer.relearn()
+        self.store.forget(self.camera_id)
+        log.info("camera %s: VAD normality model reset", self.camera_id)
+
+    def _features(self, frame: Frame) -> Features | None:
+        if not self.options.normality:
+            return None
+        grey, t = grey_plane(frame.image), frame.captured_at
+        prev, prev_t = self._grey, self._grey_t
+        self._grey, self._grey_t = grey, t
+        if prev is None or not 0 < t - prev_t <= MAX_DT:
+            return None
+        return extract(prev, grey, t - prev_t)
+
+    def _objects(self, frame: Frame, deps: Mapping[str, Observation]) -> list[tuple[str, int]] | None:
+        """Detections of a `detector` this VAD depends on (a chain that orders it first), as (class, cell)."""
+        obs = deps.get("detector")
+        if obs is None:
+            return None
+        w, h = frame.source_width, frame.source_height
+        return [(d.label, cell_of((d.x1, d.y1, d.x2, d.y2), w, h)) for d in obs.detections]
 
     async def process(self, frame: Frame, deps: Mapping[str, Observation]) -> Observation:
         if not self.options.enabled:
             return Observation(self.name)
+        features = self._features(frame)
+        objects = self._objects(frame, deps)
         plane = self.prep.plane(frame.image)
         if self.prep.channels == 2:
             prev, self._prev = self._prev, plane
@@ -138,15 +205,63 @@ class VadAnalyzer:
             item = plane
         outputs = await self.pool.infer(self.options.model, item)
         score = float(np.asarray(outputs[0], np.float64).mean())
-        return self._decide(score, frame.captured_at)
+        judgement = self._judge(features, frame.captured_at, objects)
+        observation = self._decide(score, frame.captured_at, judgement)
+        if features is not None:
+            self._learn(features, frame.captured_at, judgement, objects)
+        self._maybe_save()
+        return observation
 
-    def _decide(self, score: float, t: float) -> Observation:
+    def _judge(self, f: Features | None, t: float, objects: list[tuple[str, int]] | None) -> Judgement | None:
+        if f is None or self.model.learned_s <= 0:
+            return None
+        return self.model.judge(f, t, objects or ())
+
+    def _learn(
+        self, f: Features, t: float, j: Judgement | None, objects: list[tuple[str, int]] | None
+    ) -> None:
+        weights = None
+        if self._open and j is not None:  # an open anomaly teaches its own cells only slowly
+            weights = np.where(j.surprise >= REGION_FLOOR, SLOW_WEIGHT, 1.0)
+        self.model.learn(f, t, weights)
+        if objects is not None:
+            self.model.learn_objects(t, f.dt, objects)
+
+    def _maybe_save(self) -> None:
+        now = time.monotonic()
+        if not self.options.normality or now - self._saved_at < SAVE_EVERY_S:
+            return
+        if self._saving is not None and not self._saving.done():
+            return
+        self._saved_at = now
+        data = self.model.dumps()  # a snapshot of the counts, taken on the loop; the write goes to a thread
+        self._saving = asyncio.ensure_future(asyncio.to_thread(self._write, data))
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.store.save(self.camera_id, data)
+        except OSError:
+            log.exception("camera %s: normality model not saved", self.camera_id)
+
+    def _blend(self, z: float | None, j: Judgement | None) -> float | None:
+        """Motion z while the model learns, the learned score once it has: weighted by progress."""
+        if z is None:
+            return None
+        w = self.learning_progress
+        learned = j.score if j is not None else 0.0
+        return (1 - w) * z + w * learned
+
+    def _decide(self, score: float, t: float, judgement: Judgement | None = None) -> Observation:
         opts = self.options
-        z = self.normalizer.z(score)
+        motion_z = self.normalizer.z(score)
+        z = self._blend(motion_z, judgement)
         over = z is not None and z >= opts.threshold
         findings: list[Finding] = []
         if z is not None:
             self._last_z = z
+        regions = [r.to_json() for r in judgement.regions] if judgement is not None else []
+        if over and (not self._open or z >= self._peak):  # type: ignore[operator]
+            self._regions = regions  # the regions of the episode's peak
         if not self._open:
             if over:
                 assert z is not None
@@ -161,6 +276,8 @@ class VadAnalyzer:
             findings.append(self._close(score, t, "max_duration"))
             self.normalizer.relearn()
             self.normalizer.update(score)
+            if judgement is not None:
+                self.model.mute(judgement.surprise >= REGION_FLOOR)
         elif over:
             assert z is not None
             self._under_since = None
@@ -170,7 +287,9 @@ class VadAnalyzer:
             if t - self._under_since >= opts.hold_s:
                 findings.append(self._close(score, t, "quiet"))
         data = {"raw": round(score, 5), "z": None if z is None else round(z, 3), "warming_up": z is None,
-                "in_episode": self._open}  # fmt: skip
+                "in_episode": self._open, "motion_z": None if motion_z is None else round(motion_z, 3),
+                "learned": None if judgement is None else round(judgement.score, 3),
+                "learning": round(self.learning_progress, 4), "regions": regions}  # fmt: skip
         return Observation(self.name, score=z, findings=tuple(findings), data=data)
 
     def _data(self, z: float, score: float, t: float) -> dict[str, Any]:
@@ -181,6 +300,8 @@ class VadAnalyzer:
             "threshold": self.options.threshold,
             "model": self.options.model,
             "duration_s": round(t - self._opened_at, 3),
+            "learning": round(self.learning_progress, 4),
+            "regions": self._regions,
         }
 
     def _start(self, z: float, score: float, t: float) -> Finding:
@@ -209,10 +330,13 @@ class VadAnalyzer:
         if self._attached:
             self.pool.detach(self.options.model, self.camera_id)
             self._attached = False
+            if self.options.normality and self.model.learned_s > 0:
+                self._write(self.model.dumps())
         if not self._open:
             return ()
         self._open = False
-        data = {"peak_z": round(self._peak, 3), "model": self.options.model, "reason": "camera stopped"}
+        data = {"peak_z": round(self._peak, 3), "model": self.options.model, "reason": "camera stopped",
+                "regions": self._regions}  # fmt: skip
         return (Finding("anomaly", "anomaly", "close", self._severity, self._peak, data),)
 
 
