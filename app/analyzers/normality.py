@@ -219,7 +219,7 @@ class NormalityModel:
             s_rate = _log_surprise(rate) * act
             s_overall = _log_surprise(overall) * act
             # the rarity at this hour; "when" when the place alone does not explain it
-            by_time = s_rate > s_overall + 0.5
+            by_time = (s_rate > s_overall + 0.5) & (s_overall < 2.5)  # the place itself is not rare
             surprise[0] = np.where(by_time, 0.0, s_rate)
             surprise[1] = np.where(by_time, s_rate, 0.0)
             mean, std = self._stats(self.energy)

@@ -19,11 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
+from app.stream.frame import Frame
 from tests.support.footage import require_vtest
 
 SIZE = (320, 240)  # vtest is 4:3; 320 px is the analysis width
@@ -180,3 +182,66 @@ def test_set(normal_s: float = 600.0, days: int = 1, anomaly_s: float = 10.0) ->
     add("night", normal(n_anomaly, 100), True)
     add("still", still(int(normal_s / 10), seed=2), False, dt=2.0)
     return segments
+
+
+@dataclass
+class Episode:
+    opened: float
+    closed: float | None
+    severity: str
+    regions: list[dict[str, Any]]
+    segment: str  # the kind of the segment it opened in
+
+    @property
+    def components(self) -> set[str]:
+        return {r["component"] for r in self.regions}
+
+
+@dataclass
+class Played:
+    scores: list[float]  # per frame (0 while warming up)
+    labels: list[bool]
+    kinds: list[str]
+    episodes: list[Episode]
+    seconds: dict[str, float]  # seconds of footage per kind
+
+
+async def play(analyzer: Any, segments: list[Segment], camera_id: int = 1) -> Played:
+    """Feed the segments through a VAD analyzer as frames; collect scores, labels and episodes."""
+    out = Played([], [], [], [], {})
+    seq = 0
+    for seg in segments:
+        out.seconds[seg.kind] = out.seconds.get(seg.kind, 0.0) + len(seg.frames) * seg.dt
+        for image, t in zip(seg.frames, seg.times(), strict=True):
+            seq += 1
+            obs = await analyzer.process(Frame(camera_id, seq, t, image, SIZE[0], SIZE[1]), {})
+            out.scores.append(obs.score or 0.0)
+            out.labels.append(seg.anomaly)
+            out.kinds.append(seg.kind)
+            for f in obs.findings:
+                if f.phase == "open":
+                    out.episodes.append(Episode(t, None, f.severity, f.data.get("regions", []), seg.kind))
+                elif f.phase == "close" and out.episodes:
+                    out.episodes[-1].closed = t
+                    out.episodes[-1].regions = f.data.get("regions") or out.episodes[-1].regions
+    return out
+
+
+def learned_model(day_s: float, night_s: float) -> bytes:
+    """A NormalityModel that watched `learning_set(day_s, night_s)`, serialised (what DATA_DIR keeps)."""
+    return _learned(day_s, night_s)
+
+
+@cache
+def _learned(day_s: float, night_s: float) -> bytes:
+    from app.analyzers.normality import NormalityModel, extract, grey_plane
+
+    model = NormalityModel()
+    prev, prev_t = None, 0.0
+    for seg in learning_set(day_s, night_s):
+        for image, t in zip(seg.frames, seg.times(), strict=True):
+            grey = grey_plane(image)
+            if prev is not None and 0 < t - prev_t <= 5:
+                model.learn(extract(prev, grey, t - prev_t), t)
+            prev, prev_t = grey, t
+    return model.dumps()
