@@ -107,6 +107,16 @@ async def test_request_validation_answers_the_documented_error_shape(app_client:
     assert r.status_code == 422 and r.json()["field"] == "limit"
 
 
-async def test_401_has_the_documented_error_shape(app_client: httpx.AsyncClient) -> None:
-    r = await app_client.get("/api/cameras", headers={"Authorization": f"Bearer not-{API_KEY}"})
+async def test_413_has_the_documented_error_shape(app_client: httpx.AsyncClient) -> None:
+    big = b'{"type": "x", "data": {"k": "' + b"x" * 2_000_000 + b'"}}'
+    r = await app_client.post("/api/events", content=big, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and isinstance(r.json()["detail"], str)
+
+
+async def test_401_and_429_have_the_documented_error_shape(app_client: httpx.AsyncClient) -> None:
+    bad = {"Authorization": f"Bearer not-{API_KEY}"}
+    r = await app_client.get("/api/cameras", headers=bad)
     assert r.status_code == 401 and isinstance(r.json()["detail"], str)
+    for _ in range(40):  # past the failed-key throttle
+        r = await app_client.get("/api/cameras", headers=bad)
+    assert r.status_code == 429 and isinstance(r.json()["detail"], str)
