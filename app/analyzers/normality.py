@@ -475,3 +475,30 @@ class ModelStore:
 
     def forget(self, camera_id: int) -> None:
         self.path(camera_id).unlink(missing_ok=True)
+
+
+def render(model: NormalityModel, image: np.ndarray | None, t: float, width: int = 640) -> np.ndarray:
+    """The learned activity map of the time bucket of `t` over `image` (BGR): where motion is normal.
+
+    Cells are tinted by how often they are active at this hour (log scale, 0.01 % blue .. 30 % red);
+    a cell never seen active stays untinted, so what would alert stands out as the clear picture.
+    """
+    height = round(width * 9 / 16) if image is None else round(image.shape[0] * width / image.shape[1])
+    base = np.zeros((height, width, 3), np.uint8) if image is None else cv2.resize(image, (width, height))
+    rate = model.activity_rate(bucket_of(t)).reshape(GRID_H, GRID_W)
+    level = np.clip((np.log10(np.maximum(rate, 1e-6)) + 4) / (4 + math.log10(0.3)), 0, 1)
+    colours = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    overlay = cv2.resize(colours, (width, height), interpolation=cv2.INTER_NEAREST)
+    alpha = cv2.resize((level * 0.6).astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST)
+    out = base * (1 - alpha[..., None]) + overlay * alpha[..., None]
+    out = out.astype(np.uint8)
+    for r in range(1, GRID_H):
+        cv2.line(out, (0, r * height // GRID_H), (width, r * height // GRID_H), (90, 90, 90), 1)
+    for c in range(1, GRID_W):
+        cv2.line(out, (c * width // GRID_W, 0), (c * width // GRID_W, height), (90, 90, 90), 1)
+    bucket = bucket_of(t)
+    label = (f"normal activity at {bucket % 24:02d}:00 {'weekend' if bucket >= 24 else 'weekday'}"
+             f" - learned {model.learned_s / 3600:.1f} h")  # fmt: skip
+    cv2.rectangle(out, (0, height - 22), (width, height), (0, 0, 0), -1)
+    cv2.putText(out, label, (6, height - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return out

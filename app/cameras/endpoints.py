@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
+from app.cameras import vad
 from app.cameras.manager import MultiCameraManager
 from app.cameras.schemas import CameraCreate, CameraRead, CameraStatus, CameraUpdate
 from app.cameras.service import CameraService
@@ -71,9 +72,18 @@ async def get_camera(camera_id: DbId, service: ServiceDep, manager: ManagerDep, 
     responses=NAME_TAKEN,
 )
 async def update_camera(
-    camera_id: DbId, body: CameraUpdate, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep
+    camera_id: DbId,
+    body: CameraUpdate,
+    service: ServiceDep,
+    manager: ManagerDep,
+    rt: RuntimeDep,
+    _: ApiKeyDep,
 ) -> CameraRead:
-    return _read(await service.update(camera_id, body), manager)
+    url = (await service.get(camera_id)).url
+    camera = await service.update(camera_id, body)
+    if camera.url != url:  # another scene: what was normal for the old one means nothing here
+        vad.reset(manager, rt.settings, camera_id)
+    return _read(camera, manager)
 
 
 @router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Stop and remove a camera")
@@ -87,7 +97,37 @@ async def camera_status(
     camera_id: DbId, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep
 ) -> CameraStatus:
     await service.get(camera_id)
-    return manager.status(camera_id)
+    status = manager.status(camera_id)
+    learning = vad.learning(manager, camera_id)
+    status.vad = None if learning is None else learning.model_dump()
+    return status
+
+
+@router.post(
+    "/{camera_id}/vad/reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Forget what the VAD learned is normal for this camera; it learns again from now",
+)
+async def reset_vad(
+    camera_id: DbId, service: ServiceDep, manager: ManagerDep, rt: RuntimeDep, _: ApiKeyDep
+) -> Response:
+    await service.get(camera_id)
+    vad.reset(manager, rt.settings, camera_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{camera_id}/vad/normality.png",
+    summary="Where activity is normal at this hour, drawn over the latest frame",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+async def vad_normality(
+    camera_id: DbId, service: ServiceDep, manager: ManagerDep, rt: RuntimeDep, _: ApiKeyDep
+) -> Response:
+    await service.get(camera_id)
+    png = await vad.normality_png(manager, rt.settings, camera_id)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 @router.get(

@@ -173,3 +173,6 @@ class CameraStatus(BaseModel):
     packets_per_s: float = 0.0
     bytes_per_s: float = 0.0
     gop_s: float | None = Field(None, description="seconds between keyframes, as measured")
+    vad: dict[str, float | int] | None = Field(
+        None, description="the VAD's learned normality: learning (0..1), learned_s, learn_s, model_bytes"
+    )
