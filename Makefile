@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad \
-	chromium chromium-driver opencv-doc
+	chromium chromium-driver opencv-doc mosquitto
 
 .PHONY: demo serve test test-fast lint bench system-deps venv migrate clean
 
@@ -26,7 +26,7 @@ serve: venv
 migrate: venv
 	$(BIN)/argus migrate
 
-system-deps:  ## the real RTSP server (GStreamer) and headless Chromium the tests drive
+system-deps:  ## the real RTSP server (GStreamer), headless Chromium and the MQTT broker the tests drive
 	@if command -v apt-get >/dev/null && ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
 	fi

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.integrations.mqtt.options import MqttOptions, check_topic_prefix, parse_mqtt_url
 from app.kit.urls import IPNetwork, parse_networks, validate_service_url
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ARGUS_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a bad URL setting must not print its password at start-up
+    model_config = SettingsConfigDict(
+        env_prefix="ARGUS_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     # Server
     host: str = "127.0.0.1"
@@ -90,6 +95,13 @@ class Settings(BaseSettings):
     vlm_min_severity: Literal["low", "medium", "high", "critical"] = "medium"
     vlm_max_queue: int = Field(32, ge=1)
 
+    # MQTT and Home Assistant (optional; off when mqtt_url is empty; docs/mqtt.md)
+    mqtt_url: str = ""  # mqtt://user:pass@host:1883 or mqtts://...; the password is never shown
+    mqtt_prefix: str = "argus"  # topics: <prefix>/events, <prefix>/<camera>/state, ...
+    mqtt_discovery_prefix: str = "homeassistant"  # Home Assistant discovery topics; empty = no discovery
+    mqtt_ca_file: Path | None = None  # mqtts://: CA bundle to trust (default: the system's)
+    mqtt_queue_max: int = Field(10_000, ge=1)  # event messages kept while the broker is down (oldest dropped)
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute(cls, v: Path) -> Path:
@@ -105,6 +117,36 @@ class Settings(BaseSettings):
     @classmethod
     def _service_url(cls, v: str, info: ValidationInfo) -> str:
         return validate_service_url(v, f"ARGUS_{str(info.field_name).upper()}")
+
+    @field_validator("mqtt_url", mode="after")
+    @classmethod
+    def _mqtt_url(cls, v: str) -> str:
+        if v:
+            parse_mqtt_url(v)
+        return v
+
+    @field_validator("mqtt_ca_file", mode="before")
+    @classmethod
+    def _empty_path(cls, v: object) -> object:
+        return None if v == "" else v  # `ARGUS_MQTT_CA_FILE=` in .env means unset, not the cwd
+
+    @field_validator("mqtt_prefix", "mqtt_discovery_prefix", mode="after")
+    @classmethod
+    def _mqtt_prefix(cls, v: str, info: ValidationInfo) -> str:
+        name = f"ARGUS_{str(info.field_name).upper()}"
+        return check_topic_prefix(v, name, allow_empty=info.field_name == "mqtt_discovery_prefix")
+
+    @property
+    def mqtt(self) -> MqttOptions | None:
+        if not self.mqtt_url:
+            return None
+        return replace(
+            parse_mqtt_url(self.mqtt_url),
+            ca_file=self.mqtt_ca_file,
+            prefix=self.mqtt_prefix,
+            discovery_prefix=self.mqtt_discovery_prefix,
+            queue_max=self.mqtt_queue_max,
+        )
 
     @field_validator("webhook_deny_networks", mode="after")
     @classmethod

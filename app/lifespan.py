@@ -19,6 +19,7 @@ from app.alerts import AlertEngine, DispatchPolicy, WebhookDispatcher
 from app.analyzers.registry import AnalyzerRegistry
 from app.analyzers.tracing import Tracer
 from app.auth.keys import KeyVerifier
+from app.cameras.integration import camera_lister, camera_switch
 from app.cameras.manager import MultiCameraManager
 from app.cameras.pipeline import PipelineDeps
 from app.config import Settings
@@ -27,6 +28,7 @@ from app.events.ingest import IngestCommitter
 from app.events.logger import AsyncEventLogger
 from app.events.types import NewEvent, Phase
 from app.inference.pool import ResourcePool
+from app.integrations.mqtt.bridge import MqttBridge
 from app.integrations.vlm import VlmDescriber
 from app.kit.db import create_engine, create_sessionmaker
 from app.live.hub import LiveHub
@@ -153,6 +155,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
             vlm = await stack.enter_async_context(VlmDescriber.from_settings(settings, bus))
             parts["vlm"] = vlm
             bus.subscribe("vlm", vlm.consider, direct=True)  # consider() only enqueues, never blocks
+        # -- mqtt (before the cameras: they stop first, so their last events are published) --
+        if (mqtt_options := settings.mqtt) is not None:
+            mqtt = await stack.enter_async_context(
+                MqttBridge(
+                    mqtt_options,
+                    cameras=camera_lister(sessionmaker, lambda: parts.get("manager")),
+                    set_enabled=camera_switch(
+                        sessionmaker, lambda: parts.get("manager"), settings.resolved_media_dir
+                    ),
+                    data_dir=settings.data_dir,
+                    public_url=settings.public_url,
+                    drain_upstream=bus.drain,
+                )
+            )
+            parts["mqtt"] = mqtt
+            bus.subscribe("mqtt", mqtt.consider)
         # -- cameras (manager: last to start, first to stop) --
         registry = AnalyzerRegistry()
         parts["registry"] = registry

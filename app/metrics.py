@@ -89,3 +89,10 @@ MEDIA_DISK_FREE = Gauge(
 MEDIA_DISK_LOW = Gauge(
     "argus_media_disk_low", "1 while free space stays below ARGUS_MIN_FREE_DISK_MB", registry=REGISTRY
 )
+
+MQTT_CONNECTED = Gauge("argus_mqtt_connected", "1 while connected to the MQTT broker", registry=REGISTRY)
+MQTT_QUEUED = Gauge("argus_mqtt_queued", "MQTT messages waiting for the broker", registry=REGISTRY)
+MQTT_MESSAGES = Counter(
+    "argus_mqtt_messages", "MQTT messages, by outcome (published, dropped: queue full)", ["outcome"],
+    registry=REGISTRY,
+)  # fmt: skip
