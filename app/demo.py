@@ -34,7 +34,7 @@ KEY_FILE = "demo_api_key"
 CAMERAS = (("demo-moving", "moving.mp4"), ("demo-quiet", "quiet.mp4"))
 
 
-async def prepare_demo(settings: Settings, *, seconds: int = SECONDS) -> Settings:
+async def prepare_demo(settings: Settings, *, seconds: int = SECONDS, detector: bool = False) -> Settings:
     """Make the demo media, schema, cameras and key; return settings carrying the key to serve with.
 
     Idempotent: existing playable videos, cameras (by name) and the persisted key are kept. The videos
@@ -46,6 +46,11 @@ async def prepare_demo(settings: Settings, *, seconds: int = SECONDS) -> Setting
     await asyncio.to_thread(ensure_videos, paths["demo-moving"], paths["demo-quiet"], seconds)
     await upgrade_async(settings.database_url)
     await ensure_cameras(settings, paths)
+    if detector:
+        await ensure_detector_demo(settings)
+        # yolov3-tiny takes 50-300 ms a frame on a small loaded CPU: a 150 ms budget would skip most frames
+        budget = max(settings.analyzer_budget_ms, DETECTOR_BUDGET_MS)
+        settings = settings.model_copy(update={"analyzer_budget_ms": budget})
     settings, key = ensure_api_key(settings)
     print_welcome(settings, key)
     return settings
@@ -76,6 +81,79 @@ async def ensure_cameras(settings: Settings, paths: dict[str, Path]) -> None:
                     row.url = str(path)
     finally:
         await engine.dispose()
+
+
+DETECTOR_MODEL = "yolov3-tiny"
+DETECTOR_BUDGET_MS = 1000.0
+STREET = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")  # Debian opencv-doc: real pedestrians
+STREET_CAMERA = "demo-street"
+
+
+async def ensure_detector_demo(settings: Settings, street: Path = STREET) -> None:
+    """`argus demo --detector`: install yolov3-tiny (the `coco` extra) and detect people on every demo
+    camera, plus a real street camera from vtest.avi when Debian's opencv-doc is installed."""
+    street_copy = await asyncio.to_thread(_detector_files, settings, street)
+    analyzer = {
+        "name": "detector",
+        "options": {"model": DETECTOR_MODEL, "classes": ["person", "bicycle", "car"]},
+    }
+    cameras = {name: demo_media_dir(settings) / file for name, file in CAMERAS}
+    if street_copy is not None:
+        cameras[STREET_CAMERA] = street_copy
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            rows = {r.name: r for r in await session.scalars(select(Camera).where(Camera.name.in_(cameras)))}
+            for name, path in cameras.items():
+                row = rows.get(name)
+                if row is None:
+                    row = Camera(name=name, url=str(path), analysis_fps=5.0, drop_policy="latest")
+                    session.add(row)
+                if not any(a.get("name") == "detector" for a in row.analyzers or []):
+                    row.analyzers = [*(row.analyzers or []), analyzer]
+    finally:
+        await engine.dispose()
+
+
+def _detector_files(settings: Settings, street: Path) -> Path | None:
+    """Install the model when missing; copy the street footage into the media dir (None without it)."""
+    from app.inference.install import InstallError, install_known
+
+    models_dir = settings.resolved_models_dir
+    if not (models_dir / f"{DETECTOR_MODEL}.json").is_file():
+        try:
+            install_known(models_dir, DETECTOR_MODEL)
+        except InstallError as exc:
+            raise SystemExit(f"argus demo --detector: {exc}") from None
+    if not street.is_file():
+        log.warning("no real footage for the detector demo: apt-get install opencv-doc adds a street camera")
+        return None
+    copy = demo_media_dir(settings) / "street.mp4"
+    if not _playable(copy):
+        encode_h264(street, copy)
+    return copy
+
+
+def encode_h264(source: Path, target: Path, max_frames: int | None = None) -> None:
+    """Re-encode to H.264 in MP4 (vtest.avi is MS-MPEG4, which event clips cannot be cut from), as a real
+    camera would send it: 2-s GOP, no B-frames. About 10 s of CPU for vtest's 80 s, once."""
+    import av
+
+    tmp = target.with_suffix(".part.mp4")
+    with av.open(str(source)) as src, av.open(str(tmp), "w") as out:
+        video = src.streams.video[0]
+        rate = round(video.average_rate or 10)
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+        stream.options = {"g": str(2 * rate), "bf": "0", "preset": "veryfast", "crf": "23"}
+        for i, frame in enumerate(src.decode(video)):
+            if max_frames is not None and i >= max_frames:
+                break
+            image = frame.reformat(format="yuv420p")
+            image.pts = i
+            out.mux(stream.encode(image))
+        out.mux(stream.encode())
+    tmp.replace(target)
 
 
 def ensure_api_key(settings: Settings) -> tuple[Settings, str]:

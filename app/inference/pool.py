@@ -92,6 +92,7 @@ class _Entry:
     calibration: Calibration | None = None
     loads: int = 0
     load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    loading: asyncio.Future[OnnxModel] | None = None
     run_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # the batching=False path
     cameras: set[int] = field(default_factory=set)
     stats: ModelStats = field(default_factory=ModelStats)
@@ -261,10 +262,21 @@ class ResourcePool:
     # -- inference ----------------------------------------------------------------------------------
 
     async def load(self, name: str) -> OnnxModel:
-        """The model's session, created on first use; concurrent first callers share one load."""
+        """The model's session, created on first use; concurrent first callers share one load.
+
+        The load runs as a task of its own and callers wait on it shielded: a caller that gives up (an
+        analyzer's per-frame budget is far shorter than loading and calibrating a real detector) must not
+        cancel it, or every frame would restart a load that never finishes."""
         entry = self._entry(name)
         if entry.model is not None:
             return entry.model
+        if entry.loading is None or entry.loading.done():
+            entry.loading = asyncio.ensure_future(self._load(name, entry))
+            # retrieved here too: when every caller gave up, a failed load must not log "never retrieved"
+            entry.loading.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return await asyncio.shield(entry.loading)
+
+    async def _load(self, name: str, entry: _Entry) -> OnnxModel:
         async with entry.load_lock:
             if entry.model is None:
                 loop = asyncio.get_running_loop()
