@@ -51,19 +51,19 @@ class ErrorBody(BaseModel):
     )
 
 
-def install_openapi(app: FastAPI, throttled: bool = True) -> None:
+def install_openapi(app: FastAPI) -> None:
     """Make `app.openapi()` add the shared error responses (once; FastAPI caches the document)."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_errors(generate(), throttled)
+            app.openapi_schema = document_errors(generate())
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def document_errors(schema: dict[str, Any], throttled: bool = True) -> dict[str, Any]:
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """The generated document with error responses added to every operation (changed in place)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.pop("HTTPValidationError", None)
@@ -74,16 +74,16 @@ def document_errors(schema: dict[str, Any], throttled: bool = True) -> dict[str,
     for item in schema.get("paths", {}).values():
         for method, operation in item.items():
             if method in _METHODS:
-                _add_errors(operation, throttled)
+                _add_errors(operation)
     return schema
 
 
-def _add_errors(operation: dict[str, Any], throttled: bool) -> None:
+def _add_errors(operation: dict[str, Any]) -> None:
     params = operation.get("parameters", [])
     body = "requestBody" in operation
     codes = []
     if operation.get("security"):
-        codes += ["401", "429"] if throttled else ["401"]
+        codes += ["401", "429"]
     if any(p.get("in") == "path" for p in params):
         codes.append("404")
     if body:
