@@ -152,35 +152,45 @@ def learning_set(day_s: float, night_s: float, days: int = 0) -> list[Segment]:
     ]
 
 
-def test_set(normal_s: float = 600.0, days: int = 1, anomaly_s: float = 10.0) -> list[Segment]:
-    """Labelled: normal stretches with each anomaly kind between them, at 10:00 and at night (03:00)."""
-    t = day_start(days) + 10 * 3600
+def test_set(
+    normal_s: float = 600.0, days: int = 1, anomaly_s: float = 10.0, rounds: int = 1
+) -> list[Segment]:
+    """Labelled: normal stretches (lane traffic included) with each anomaly kind between them, at 10:00,
+    then the empty night at 03:00 with pedestrians in it; `rounds` days of it, `normal_s` each."""
     n_gap = int(normal_s / 5 * FPS)
     n_anomaly = int(anomaly_s * FPS)
     segments: list[Segment] = []
     offset = 0
+    t = 0.0
 
     def add(kind: str, frames: list[np.ndarray], anomaly: bool, dt: float = 1 / FPS) -> None:
         nonlocal t
         segments.append(Segment(kind, frames, t, dt, anomaly))
         t = segments[-1].end
 
-    for kind in ("fast", "cyclist", "contraflow"):
-        add("normal", normal(n_gap, offset), False)
-        offset += n_gap * 2
-        if kind == "fast":
-            add(kind, normal(n_anomaly, offset, speed=6), True)
-        elif kind == "cyclist":
-            add(kind, with_cyclist(normal(n_anomaly, offset)), True)
-        else:  # the lane ridden the wrong way, right to left
-            n_ride = int(LANE_S * FPS)
-            add(kind, with_cyclist(normal(n_ride, offset), LANE[1], LANE[0], height=40), True)
-        offset += n_anomaly * 2
-    add("normal", normal(n_gap * 2, offset), False)
-    t = day_start(days) + 3 * 3600
-    add("still", still(int(normal_s / 10), seed=1), False, dt=2.0)
-    add("night", normal(n_anomaly, 100), True)
-    add("still", still(int(normal_s / 10), seed=2), False, dt=2.0)
+    def day(n: int) -> list[np.ndarray]:
+        nonlocal offset
+        frames = with_lane_traffic(normal(n, offset), int(LANE_EVERY_S * FPS), int(LANE_S * FPS))
+        offset += n * 2
+        return frames
+
+    for r in range(rounds):
+        t = day_start(days + r) + 10 * 3600
+        for kind in ("fast", "cyclist", "contraflow"):
+            add("normal", day(n_gap), False)
+            if kind == "fast":
+                add(kind, normal(n_anomaly, offset, speed=6), True)
+            elif kind == "cyclist":
+                add(kind, with_cyclist(normal(n_anomaly, offset)), True)
+            else:  # the lane ridden the wrong way, right to left
+                n_ride = int(LANE_S * FPS)
+                add(kind, with_cyclist(normal(n_ride, offset), LANE[1], LANE[0], height=40), True)
+            offset += n_anomaly * 2
+        add("normal", day(n_gap * 2), False)
+        t = day_start(days + r) + 3 * 3600
+        add("still", still(int(normal_s / 10), seed=1 + r), False, dt=2.0)
+        add("night", normal(n_anomaly, 100 + 50 * r), True)
+        add("still", still(int(normal_s / 10), seed=2 + r), False, dt=2.0)
     return segments
 
 
