@@ -272,9 +272,40 @@
       form.enabled.checked = cam.enabled;
     }
     $(".every-n", form).hidden = policy.value !== "every_nth";
+    showNormality(cam);
     $("#camera-dialog").showModal();
     form.name.focus();
   }
+
+  /** The VAD's learned normality of the camera: its activity map (fetched with the key) and progress. */
+  async function showNormality(cam) {
+    const section = $("#camera-normality");
+    section.hidden = !cam;
+    if (!cam) return;
+    const box = $("#normality-image");
+    box.replaceChildren();
+    try {
+      const [status, blob] = await Promise.all([
+        api(`/api/cameras/${cam.id}/status`), api(`/api/cameras/${cam.id}/vad/normality.png`)]);
+      const vad = status.vad;
+      $("#normality-learning").textContent = vad
+        ? `learned ${(vad.learned_s / 3600).toFixed(1)} h · ${Math.round(vad.learning * 100)} % of the learning period`
+        : "not learning (camera stopped or VAD off)";
+      box.replaceChildren(el("img", { src: URL.createObjectURL(blob), alt: "Learned normal activity", id: "normality-png" }));
+    } catch (err) {
+      $("#normality-learning").textContent = err.message;
+    }
+  }
+
+  $("#normality-reset").addEventListener("click", async () => {
+    const cam = state.editing;
+    if (!cam) return;
+    try {
+      await api(`/api/cameras/${cam.id}/vad/reset`, { method: "POST" });
+      toast(`${cam.name}: learning starts over`, "ok");
+      await showNormality(cam);
+    } catch (err) { toast(err.message, "error"); }
+  });
 
   function formError(message, field) {
     const box = $("#camera-form-error");
