@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import threading
 from enum import StrEnum
+from typing import Any
 
 from app.metrics import FRAMES_DROPPED
 from app.stream.frame import Frame
@@ -69,14 +70,17 @@ class DropCounter:
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._camera = camera
-        self._children: dict[str, object] = {}
+        self._children: dict[str, Any] = {}
 
     def add(self, reason: DropReason | str, n: int = 1) -> None:
         key = str(reason)
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + n
         if self._camera is not None:
-            FRAMES_DROPPED.labels(self._camera, key).inc(n)
+            child = self._children.get(key)
+            if child is None:  # labels() is a locked dict lookup: once per reason, not per frame
+                child = self._children[key] = FRAMES_DROPPED.labels(self._camera, key)
+            child.inc(n)
 
     def get(self, reason: DropReason | str) -> int:
         with self._lock:

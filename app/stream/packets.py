@@ -135,14 +135,19 @@ class PacketTap:
 
 
 class PacketRing:
-    """The last `pre_roll_s` seconds of one camera's packets, always back to a keyframe, bounded in bytes."""
+    """The last `pre_roll_s` seconds of one camera's packets, always back to a keyframe, bounded in bytes.
+
+    Kept as a deque of GOPs (each a list starting at its keyframe), so trimming, `since()` and the
+    catch-up backlog touch GOPs, not packets: the demux thread pays a few microseconds per packet.
+    """
 
     def __init__(self, camera_id: int, pre_roll_s: float = 5.0, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.camera_id = camera_id
         self.pre_roll_s = pre_roll_s
         self.max_bytes = max_bytes
-        self._packets: deque[Packet] = deque()
+        self._gops: deque[list[Packet]] = deque()
         self._bytes = 0
+        self._count = 0
         self._lock = threading.Lock()
         self._taps: list[PacketTap] = []
         self.packets_total = 0
@@ -153,29 +158,35 @@ class PacketRing:
             self.pre_roll_s = pre_roll_s
 
     def append(self, packet: Packet) -> None:
+        size = len(packet.data)
         with self._lock:
-            self._packets.append(packet)
-            self._bytes += packet.size
+            gops = self._gops
+            if packet.key or not gops:
+                gops.append([packet])
+            else:
+                gops[-1].append(packet)
+            self._bytes += size
+            self._count += 1
             self.packets_total += 1
-            self.bytes_total += packet.size
+            self.bytes_total += size
             self._trim(packet.at - self.pre_roll_s)
             if self._taps:
                 self._taps = [tap for tap in self._taps if tap.offer(packet)]
 
     def _trim(self, cutoff: float) -> None:
-        """Drop whole GOPs older than `cutoff` (keeping the keyframe before it); bytes bound wins."""
-        packets = self._packets
-        while len(packets) > 1:
+        """Drop whole GOPs older than `cutoff` (keeping the keyframe before it); the byte bound wins."""
+        gops = self._gops
+        while gops:
             over = self._bytes > self.max_bytes
-            next_key = _index_of_next_key(packets)
-            if next_key is None:
+            if len(gops) == 1:
                 if not over:
                     return
-                next_key = len(packets) - 1  # one endless GOP over the bound: keep the newest only
-            elif not over and packets[next_key].at > cutoff:
+                # one endless GOP over the bound: without its keyframe the rest cannot be decoded
+            elif not over and gops[1][0].at > cutoff:
                 return
-            for _ in range(next_key):
-                self._bytes -= packets.popleft().size
+            dropped = gops.popleft()
+            self._bytes -= sum(len(p.data) for p in dropped)
+            self._count -= len(dropped)
 
     def since(self, at: float) -> list[Packet]:
         """Packets from the last keyframe at or before wall time `at` (else the oldest keyframe) to now."""
@@ -183,14 +194,13 @@ class PacketRing:
             return self._backlog(at)
 
     def _backlog(self, at: float) -> list[Packet]:
-        packets = list(self._packets)
-        start = None
-        for i, packet in enumerate(packets):
-            if packet.key and (start is None or packet.at <= at):
+        gops = list(self._gops)
+        start = 0
+        for i in range(len(gops) - 1, -1, -1):
+            if gops[i][0].at <= at:
                 start = i
-            if packet.at > at and start is not None:
                 break
-        return [] if start is None else packets[start:]
+        return [packet for gop in gops[start:] for packet in gop if gop[0].key]
 
     def tap(self, since: float | None = None, max_packets: int = 20_000) -> PacketTap:
         """A tap with the backlog from `since` (None: no backlog) and every later packet, atomically."""
@@ -202,17 +212,9 @@ class PacketRing:
     def last_keyframe_packets(self) -> list[Packet]:
         """From the newest keyframe to now: what a decoder needs to catch up to the live edge."""
         with self._lock:
-            packets = self._packets
-            for i in range(len(packets) - 1, -1, -1):
-                if packets[i].key:
-                    return list(packets)[i:]
-            return []
-
-    def clear(self) -> None:
-        """A new connection: its timestamps and parameters do not continue the old ones."""
-        with self._lock:
-            self._packets.clear()
-            self._bytes = 0
+            if not self._gops or not self._gops[-1][0].key:
+                return []
+            return list(self._gops[-1])
 
     def close_taps(self) -> None:
         with self._lock:
@@ -223,19 +225,13 @@ class PacketRing:
     @property
     def span_s(self) -> float:
         with self._lock:
-            return self._packets[-1].at - self._packets[0].at if len(self._packets) > 1 else 0.0
+            if not self._gops:
+                return 0.0
+            return self._gops[-1][-1].at - self._gops[0][0].at
 
     @property
     def nbytes(self) -> int:
         return self._bytes
 
     def __len__(self) -> int:
-        return len(self._packets)
-
-
-def _index_of_next_key(packets: deque[Packet]) -> int | None:
-    """Index of the first keyframe after position 0 (the start of the second GOP), or None."""
-    for i in range(1, len(packets)):
-        if packets[i].key:
-            return i
-    return None
+        return self._count

@@ -53,7 +53,7 @@ from app.kit.backoff import Backoff
 from app.kit.rate import RateMeter, SumMeter
 from app.kit.redact import mask_text, mask_url
 from app.metrics import CAMERA_UP, FRAMES_IN, RECONNECTS
-from app.stream.activity import ActivityGate, GateState, thumbnail
+from app.stream.activity import GRID, THUMB_WIDTH, ActivityGate, GateState
 from app.stream.drop_policy import DropCounter, DropReason, FrameGate
 from app.stream.frame import Frame
 from app.stream.packets import Packet, PacketRing, StreamInfo, make_template
@@ -62,13 +62,13 @@ log = logging.getLogger("argus.stream")
 
 OFFLINE_AFTER_FAILURES = 3
 DEFAULT_FILE_FPS = 15.0
-ACTIVE_CHECK_FPS = 5.0  # motion checks while decoding every frame
+PROBE_CHECK_FPS = 5.0  # pixel checks a second while a packet hint is being confirmed
+ACTIVE_CHECK_FPS = 2.0  # while active: enough to see the motion end (hold_s is seconds)
 REFRESH_LATEST_S = 1.0  # snapshots: convert a keyframe when the newest converted frame is older
 SourceKind = Literal["rtsp", "http", "file"]
 DecodePolicy = Literal["gated", "keyframes", "all"]
 # Only what a camera URL may need: no concat:, subfile:, data:, pipe:, ... reachable from a URL.
 PROTOCOL_WHITELIST = "file,rtsp,rtsps,rtp,srtp,udp,tcp,tls,http,https,httpproxy,crypto"
-GRAY_PLANAR = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
 
 
 class SourceState(StrEnum):
@@ -140,13 +140,14 @@ def to_bgr(frame: av.VideoFrame, max_width: int) -> np.ndarray:
     return frame.to_ndarray(format="bgr24", width=w, height=h)
 
 
-def gray_plane(frame: av.VideoFrame) -> np.ndarray:
-    """The luma plane as a view (no copy) for planar YUV, else a grey conversion."""
-    if frame.format.name in GRAY_PLANAR:
-        plane = frame.planes[0]
-        view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-        return view[:, : plane.width]
-    return frame.to_ndarray(format="gray")
+def gray_thumbnail(frame: av.VideoFrame) -> np.ndarray:
+    """The activity gate's thumbnail, area-averaged by swscale (0.12 ms at 720p; OpenCV's INTER_AREA
+    at this non-integer ratio costs 1 ms)."""
+    width = THUMB_WIDTH
+    height = max(GRID[0], round(frame.height * width / frame.width))
+    return frame.to_ndarray(format="gray", width=width, height=height, interpolation="AREA").astype(
+        np.float32
+    )
 
 
 class StreamSource:
@@ -353,6 +354,7 @@ class StreamSource:
         time_base = stream.time_base or Fraction(1, 90_000)
         rate = float(stream.average_rate) if stream.average_rate else None
         interval = 1.0 / rate if is_file and rate and 1 <= rate <= 240 else 1.0 / DEFAULT_FILE_FPS
+        seconds_per_tick = float(time_base)
         info: StreamInfo | None = None
         got = False
         anchor: tuple[int, float] | None = None  # (pts, wall time) the timeline is mapped from
@@ -388,7 +390,7 @@ class StreamSource:
                     if pts is not None:
                         anchor = (pts, wall)
                 else:
-                    at = anchor[1] + float((pts - anchor[0]) * time_base)
+                    at = anchor[1] + (pts - anchor[0]) * seconds_per_tick
                     if abs(at - wall) > 2.0:  # a timestamp jump or clock drift: re-anchor on arrival
                         anchor, at = (pts, wall), wall
                 kept = Packet(
@@ -481,9 +483,11 @@ class StreamSource:
     def _on_frame(self, image: av.VideoFrame, packet: Packet, now: float) -> None:
         seq = self._seq
         if self.decode == "gated" and (packet.key or now >= self._next_check):
-            self._next_check = now + 1.0 / ACTIVE_CHECK_FPS
+            # probing: 5 checks a second to confirm fast; active: 2 are enough to see it end
+            active = self.activity.state is GateState.ACTIVE
+            self._next_check = now + 1.0 / (ACTIVE_CHECK_FPS if active else PROBE_CHECK_FPS)
             was = self.activity.state
-            self.activity.observe_frame(thumbnail(gray_plane(image)), now)
+            self.activity.observe_frame(gray_thumbnail(image), now)
             if self.activity.state is GateState.ACTIVE and was is not GateState.ACTIVE:
                 self.gate_opens.append(packet.at)
         gate = self._gate
