@@ -46,6 +46,9 @@ class Finding:
     severity: SeverityName
     score: float | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # The picture the event should show instead of the raw frame (e.g. the track's best frame with its box
+    # drawn); on an update it replaces the event's snapshot. None: the open keeps the frame as it came.
+    snapshot: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

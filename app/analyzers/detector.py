@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from app.inference.pool import ResourcePool
 
 LOW_CONFIDENCE = 0.1  # ByteTrack keeps tracks alive with detections down to this score
+SNAPSHOT_GAIN = 0.05  # confidence a new frame must add over the snapshot's to replace it
+SNAPSHOT_EVERY_S = 1.0
+PATH_POINTS = 32  # track path points kept per event (older ones thinned out)
 
 
 class DetectorOptionError(Invalid, ValueError):
@@ -100,6 +103,12 @@ class _Episode:
     opened: bool = False
     last_report: float = 0.0
     outside_since: float | None = None
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    path: list[tuple[float, float, float]] = field(default_factory=list)  # (t, x, y) normalised anchor
+    snapshot_confidence: float = 0.0  # confidence of the frame the event's snapshot shows
+    snapshot_at: float = 0.0
+    snapshot_box: tuple[float, float, float, float] | None = None
 
 
 class Detector:
@@ -216,19 +225,25 @@ class Detector:
             ep = self._episodes.get(d.track_id)
             if ep is None:
                 ep = _Episode(
-                    d.track_id, d.class_id, d.label, (d.x1, d.y1, d.x2, d.y2), d.confidence, d.confidence
-                )
+                    d.track_id, d.class_id, d.label, (d.x1, d.y1, d.x2, d.y2), d.confidence, d.confidence,
+                    first_seen=t,
+                )  # fmt: skip
                 self._episodes[d.track_id] = ep
-            ep.box, ep.confidence = (d.x1, d.y1, d.x2, d.y2), d.confidence
+            ep.box, ep.confidence, ep.last_seen = (d.x1, d.y1, d.x2, d.y2), d.confidence, t
             ep.max_confidence = max(ep.max_confidence, d.confidence)
+            point = anchor(ep.box, frame.source_width, frame.source_height)
+            _extend_path(ep.path, t, point)
             if not self.zones:
                 phase = self._step_anywhere(ep, t)
             else:
-                phase = self._step_zones(
-                    ep, zones_of(anchor(ep.box, frame.source_width, frame.source_height), self.zones), t
-                )
+                phase = self._step_zones(ep, zones_of(point, self.zones), t)
+            snapshot = None
+            if phase == "open" or (ep.opened and self._better_picture(ep, t)):
+                snapshot = annotate(frame, ep)
+                ep.snapshot_confidence, ep.snapshot_at, ep.snapshot_box = ep.confidence, t, ep.box
+                phase = phase or "update"
             if phase is not None:
-                findings.append(self._finding(ep, phase, t))
+                findings.append(self._finding(ep, phase, t, snapshot=snapshot))
         for ep in list(self._episodes.values()):
             if (
                 ep.opened
@@ -261,7 +276,16 @@ class Detector:
             return "open"
         return "update" if changed or t - ep.last_report >= self.options.update_every_s else None
 
-    def _finding(self, ep: _Episode, phase: FindingPhase, t: float, **extra: Any) -> Finding:
+    def _better_picture(self, ep: _Episode, t: float) -> bool:
+        """The event shows the track's best frame: re-shot when confidence beats the shown one by
+        SNAPSHOT_GAIN, at most every SNAPSHOT_EVERY_S (each one is a JPEG encode and a file write)."""
+        return (
+            ep.confidence >= ep.snapshot_confidence + SNAPSHOT_GAIN and t - ep.snapshot_at >= SNAPSHOT_EVERY_S
+        )
+
+    def _finding(
+        self, ep: _Episode, phase: FindingPhase, t: float, snapshot: np.ndarray | None = None, **extra: Any
+    ) -> Finding:
         ep.last_report = t
         data: dict[str, Any] = {
             "label": ep.label,
@@ -271,11 +295,13 @@ class Detector:
             "box": [round(v, 1) for v in ep.box],
             "zones": list(ep.zones),
             "track_id": ep.track_id,
+            "track": track_summary(ep),
+            "snapshot_box": [round(v, 1) for v in ep.snapshot_box] if ep.snapshot_box else None,
             **extra,
         }
         return Finding(
             kind="object", key=f"track:{ep.track_id}", phase=phase, severity=self.options.severity,
-            score=ep.max_confidence, data=data,
+            score=ep.max_confidence, data=data, snapshot=snapshot,
         )  # fmt: skip
 
     def finish(self) -> tuple[Finding, ...]:
@@ -294,6 +320,53 @@ class Detector:
         if self._camera_id is not None:
             self._pool.detach(self.options.model, self._camera_id)
         return findings
+
+
+def _extend_path(path: list[tuple[float, float, float]], t: float, point: tuple[float, float]) -> None:
+    """Keep a short path: a point when the anchor moved 1 % of the frame or a second passed; when full,
+    drop every other point (the first and the newest stay), so a long track keeps its whole shape."""
+    if (
+        path
+        and abs(point[0] - path[-1][1]) < 0.01
+        and abs(point[1] - path[-1][2]) < 0.01
+        and t - path[-1][0] < 1
+    ):
+        return
+    path.append((t, point[0], point[1]))
+    if len(path) > PATH_POINTS:
+        path[:] = path[:-1:2] + path[-1:]
+
+
+def track_summary(ep: _Episode) -> dict[str, Any]:
+    """What a consumer needs to draw the track: first/last seen (epoch s), the path of the box's
+    bottom-centre in normalised [x, y, seconds since first seen], the best confidence."""
+    return {
+        "first_seen": round(ep.first_seen, 3),
+        "last_seen": round(ep.last_seen, 3),
+        "max_confidence": round(ep.max_confidence, 4),
+        "path": [[round(x, 4), round(y, 4), round(pt - ep.first_seen, 2)] for pt, x, y in ep.path],
+    }
+
+
+def annotate(frame: Frame, ep: _Episode) -> np.ndarray:
+    """The frame with the track's box and label drawn (a copy: frames are shared and never mutated)."""
+    image = frame.image.copy()
+    sx, sy = frame.width / frame.source_width, frame.height / frame.source_height
+    x1, y1, x2, y2 = (round(v) for v in (ep.box[0] * sx, ep.box[1] * sy, ep.box[2] * sx, ep.box[3] * sy))
+    thickness = max(2, round(frame.width / 320))
+    cv2.rectangle(image, (x1, y1), (x2, y2), BOX_COLOR, thickness)
+    text = f"{ep.label} {ep.confidence:.2f}"
+    scale = max(0.4, frame.width / 1600)
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    top = max(0, y1 - th - 6)
+    cv2.rectangle(image, (x1, top), (x1 + tw + 6, top + th + 6), BOX_COLOR, -1)
+    cv2.putText(
+        image, text, (x1 + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA
+    )
+    return image
+
+
+BOX_COLOR = (0, 255, 255)  # BGR yellow: visible on grass, asphalt and night footage alike
 
 
 def _rgb(values: tuple[float, ...]) -> tuple[float, float, float]:

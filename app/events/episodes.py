@@ -27,6 +27,8 @@ class EpisodeTracker:
     async def apply(self, finding: Finding, captured_at: float, image: np.ndarray | None) -> None:
         at = datetime.fromtimestamp(captured_at, UTC)
         current = self.open_events.get(finding.key)
+        if finding.snapshot is not None:
+            image = finding.snapshot
         if finding.phase == "open" and current is None:
             await self._open(finding, at, image)
         elif current is None:
@@ -35,7 +37,12 @@ class EpisodeTracker:
             del self.open_events[finding.key]
             self.bus.publish(self._evolve(current, finding, Phase.close, ended_at=at))
         else:
-            self.open_events[finding.key] = self.bus.publish(self._evolve(current, finding, Phase.update))
+            extra: dict[str, object] = {}
+            if finding.snapshot is not None:  # a better picture of the same episode: same file, rewritten
+                path = await self.save_snapshot(current.id, self.camera_id, finding.snapshot)
+                extra["snapshot_path"] = path
+            updated = self._evolve(current, finding, Phase.update, **extra)
+            self.open_events[finding.key] = self.bus.publish(updated)
 
     def close_all(self, findings: tuple[Finding, ...] = ()) -> None:
         """Camera stopping: close what the analyzers closed, then anything still open."""

@@ -112,3 +112,34 @@ def match(
             used_t.add(j)
     tp = len(used_p)
     return tp, len(pred_labels) - tp, len(truth.labels) - tp
+
+
+def vtest_segment(directory: Path, start: int, end: int, lead_s: float = 0.0, tail_s: float = 0.0) -> Path:
+    """vtest.avi frames [start, end) as a 10-FPS H.264 .mkv (2-s GOP, no B-frames, as a camera sends),
+    the first frame held `lead_s` and the last `tail_s`; cached in `directory`."""
+    import av
+
+    path = directory / f"vtest-{start}-{end}-{lead_s:g}-{tail_s:g}.mkv"
+    if path.exists():
+        return path
+    cap = cv2.VideoCapture(str(video_path("vtest")))
+    frames: list[np.ndarray] = []
+    for i in range(end):
+        ok, image = cap.read()
+        assert ok
+        if i >= start:
+            frames.append(image)
+    cap.release()
+    frames = [frames[0]] * round(lead_s * 10) + frames + [frames[-1]] * round(tail_s * 10)
+    tmp = path.with_suffix(".part.mkv")
+    with av.open(str(tmp), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.options = {"g": "20", "keyint_min": "20", "sc_threshold": "0", "bf": "0", "preset": "veryfast"}
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    tmp.rename(path)
+    return path
