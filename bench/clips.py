@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 
 from app.recording.clips import ClipWriter  # noqa: E402
-from app.stream.packets import Packet, PacketRing, StreamInfo, make_template  # noqa: E402
+from app.stream.packets import Packet, PacketRing  # noqa: E402
+from tests.support.footage import file_packets  # noqa: E402
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 FPS, GOP_S = 15, 2.0
@@ -58,29 +59,7 @@ def footage(path: Path, seconds: float) -> Path:
 
 
 def ring_packets(path: Path, base: float) -> list[Packet]:
-    found: list[Packet] = []
-    with av.open(str(path)) as inp:
-        stream = inp.streams.video[0]
-        info: StreamInfo | None = None
-        for p in inp.demux(stream):
-            if p.size == 0 or p.pts is None:
-                continue
-            if info is None:
-                info = StreamInfo(
-                    1, 1, "h264", stream.width, stream.height, stream.time_base, FPS, make_template(stream, p)
-                )
-            found.append(
-                Packet(
-                    bytes(p),
-                    p.pts,
-                    p.dts,
-                    p.duration or 0,
-                    p.is_keyframe,
-                    base + float(p.pts * stream.time_base),
-                    info,
-                )
-            )
-    return found
+    return file_packets(path, base)
 
 
 def write_clip(packets: list[Packet], seconds: float, out: Path) -> dict[str, float]:

@@ -16,7 +16,8 @@ from pathlib import Path
 import av
 import pytest
 
-from app.stream.packets import Packet, PacketRing, StreamInfo, make_template
+from app.stream.packets import Packet, PacketRing
+from tests.support.footage import file_packets
 from tests.support.services import IN_CI
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
@@ -65,29 +66,10 @@ def real_h264(path: Path, seconds: float, gop_s: float = 2.0, width: int = 384, 
 def camera_packets(
     path: Path, base: float | None = None, camera_id: int = 1, generation: int = 1
 ) -> list[Packet]:
-    """The file's packets as the source would ring them."""
-    base = float(int(time.time()) + 3600) if base is None else base  # whole seconds: exact as datetimes
-    found: list[Packet] = []
-    with av.open(str(path)) as inp:
-        stream = inp.streams.video[0]
-        info: StreamInfo | None = None
-        for p in inp.demux(stream):
-            if p.size == 0 or p.pts is None:
-                continue
-            if info is None:
-                info = StreamInfo(
-                    camera_id,
-                    generation,
-                    "h264",
-                    stream.width,
-                    stream.height,
-                    stream.time_base,
-                    float(FPS),
-                    make_template(stream, p),
-                )
-            at = base + float(p.pts * stream.time_base)
-            found.append(Packet(bytes(p), p.pts, p.dts, p.duration or 0, p.is_keyframe, at, info))
-    return found
+    """The file's packets as the source would ring them, an hour from now in whole seconds (exact as
+    datetimes) unless `base` says otherwise."""
+    base = float(int(time.time()) + 3600) if base is None else base
+    return file_packets(path, base, camera_id, generation)
 
 
 def feed(ring: PacketRing, packets: Iterable[Packet]) -> None:

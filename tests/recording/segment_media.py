@@ -11,7 +11,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from app.stream.packets import Packet, PacketRing, StreamInfo, make_template
+from app.stream.packets import Packet, PacketRing
+from tests.support.footage import file_packets
 
 
 def make_h264(
@@ -44,26 +45,7 @@ def packets(
     path: Path, camera_id: int = 1, base: float = 1_800_000_000.0, generation: int = 1
 ) -> Iterator[Packet]:
     """The file's packets as the source would ring them (`at` = base + pts seconds)."""
-    with av.open(str(path)) as inp:
-        stream = inp.streams.video[0]
-        info: StreamInfo | None = None
-        for p in inp.demux(stream):
-            if p.size == 0 or p.pts is None:
-                continue
-            if info is None:
-                template = make_template(stream, p)
-                info = StreamInfo(
-                    camera_id,
-                    generation,
-                    stream.codec_context.name,
-                    stream.width,
-                    stream.height,
-                    stream.time_base,
-                    15.0,
-                    template,
-                )
-            at = base + float(p.pts * stream.time_base)
-            yield Packet(bytes(p), p.pts, p.dts, p.duration or 0, p.is_keyframe, at, info)
+    return iter(file_packets(path, base, camera_id, generation))
 
 
 def feed(ring: PacketRing, items: list[Packet]) -> None:

@@ -10,8 +10,8 @@ import av
 import cv2
 import pytest
 
-from app.stream.packets import Packet, PacketRing, StreamInfo, make_template
-from tests.support.footage import footage_clip
+from app.stream.packets import Packet, PacketRing
+from tests.support.footage import file_packets, footage_clip
 
 FPS = 15
 
@@ -20,24 +20,7 @@ FPS = 15
 def packets(tmp_path_factory: pytest.TempPathFactory) -> list[Packet]:
     """8 s of real footage as the source would keep it: bytes, timestamps, wall times 1/15 s apart."""
     clip = footage_clip(tmp_path_factory.mktemp("footage"), still_s=2, motion_s=6, width=640)
-    with av.open(str(clip.path)) as container:
-        stream = container.streams.video[0]
-        kept: list[Packet] = []
-        info: StreamInfo | None = None
-        for packet in container.demux(stream):
-            if packet.size == 0:
-                continue
-            if info is None:
-                template = make_template(stream, packet)
-                ctx = stream.codec_context
-                info = StreamInfo(1, 1, ctx.name, ctx.width, ctx.height, stream.time_base, FPS, template)
-            at = 1000.0 + len(kept) / FPS
-            kept.append(
-                Packet(
-                    bytes(packet), packet.pts, packet.dts, packet.duration or 0, packet.is_keyframe, at, info
-                )
-            )
-    return kept
+    return file_packets(clip.path, base=1000.0)
 
 
 def fill(ring: PacketRing, packets: list[Packet]) -> None:

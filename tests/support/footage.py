@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
+from app.stream.packets import Packet, StreamInfo, make_template
 from tests.support.services import IN_CI
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
@@ -115,3 +116,26 @@ def _encode(out: av.container.OutputContainer, stream: av.VideoStream, image: np
     frame.pts = i
     for packet in stream.encode(frame):
         out.mux(packet)
+
+
+def file_packets(
+    path: Path, base: float = 1_800_000_000.0, camera_id: int = 1, generation: int = 1
+) -> list[Packet]:
+    """A video file's packets as a camera's source would ring them: `at` = base + pts seconds."""
+    found: list[Packet] = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate) if stream.average_rate else None
+        info: StreamInfo | None = None
+        for p in container.demux(stream):
+            if p.size == 0 or p.pts is None:
+                continue
+            if info is None:
+                ctx = stream.codec_context
+                template = make_template(stream, p)
+                info = StreamInfo(
+                    camera_id, generation, ctx.name, ctx.width, ctx.height, stream.time_base, rate, template
+                )
+            at = base + float(p.pts * stream.time_base)
+            found.append(Packet(bytes(p), p.pts, p.dts, p.duration or 0, p.is_keyframe, at, info))
+    return found
