@@ -1,9 +1,13 @@
 """`argus demo`: two generated demo cameras, a migrated database and an API key, with no download.
 
 The videos are drawn with numpy and written with OpenCV's own mp4v encoder (this OpenCV build writes
-and reads it back; H.264 writing is not available): a "moving" street-like scene where objects cross
-in bursts every 25-35 s, so the motion VAD fires now and then, and a "quiet" one with only sensor
-noise. Both are 640x360 at 15 FPS, 90 s, looped forever by the file source.
+and reads it back; H.264 writing is not available): a "moving" street scene and a "quiet" one with
+only sensor noise. Both are 640x360 at 15 FPS, 4 minutes, looped forever by the file source.
+
+The street: cars pass on the road every few seconds both ways and people walk along the pavement; the
+demo camera learns that as normal within `STREET_LEARN_S` (its VAD alerts on the first cars meanwhile,
+through the motion z-score). From 3:10 a car drives along the pavement and from 3:35 a person crosses
+the lawn: those still alert once the model has learned, naming "where" as the reason.
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ from app.models import Camera
 
 log = logging.getLogger("argus.demo")
 
-WIDTH, HEIGHT, FPS, SECONDS = 640, 360, 15, 90
-# Motion bursts (start s, duration s): first one early so an event shows up within the first minute.
-BURSTS = ((15.0, 5.0), (45.0, 4.0), (72.0, 6.0))
+WIDTH, HEIGHT, FPS, SECONDS = 640, 360, 15, 240
+TRAFFIC_FROM_S, TRAFFIC_EVERY_S, CROSSING_S = 12.0, 8.0, 4.0  # quiet first, so the first car alerts at once
+WALKS = ((30.0, 12.0), (100.0, 12.0), (150.0, 12.0), (222.0, 12.0))  # people on the left pavement (start, s)
+PAVEMENT_CAR = (190.0, 6.0)  # the anomalies: a car driving along the pavement ...
+LAWN_CROSSING = (215.0, 6.0)  # ... and a person crossing the lawn
+STREET_LEARN_S = 150.0  # the street camera's vad.learn_s: learned before the anomalies come
 NOISE_FRAMES = 8  # noise patterns cycled: per-frame random noise would cost seconds to generate
 KEY_FILE = "demo_api_key"
 CAMERAS = (("demo-moving", "moving.mp4"), ("demo-quiet", "quiet.mp4"))
@@ -76,7 +83,10 @@ async def ensure_cameras(settings: Settings, paths: dict[str, Path]) -> None:
             for name, path in paths.items():
                 row = existing.get(name)
                 if row is None:
-                    session.add(Camera(name=name, url=str(path), analysis_fps=5.0, drop_policy="latest"))
+                    vad = {"learn_s": STREET_LEARN_S} if name == "demo-moving" else {}
+                    session.add(
+                        Camera(name=name, url=str(path), analysis_fps=5.0, drop_policy="latest", vad=vad)
+                    )
                 elif row.url == str(settings.data_dir / "demo" / path.name):  # made before ARGUS_MEDIA_DIR
                     row.url = str(path)
     finally:
@@ -243,32 +253,52 @@ def _background(label: str) -> np.ndarray:
 
 
 def moving_scene(seconds: int = SECONDS) -> Iterator[np.ndarray]:
-    backgrounds = _noisy(_background("ARGUS DEMO - STREET"), sigma=2.0, seed=7)
+    base = _background("ARGUS DEMO - STREET")
+    cv2.rectangle(base, (0, 0), (WIDTH, 95), (70, 140, 80), -1)  # a lawn in front of the buildings
+    backgrounds = _noisy(base, sigma=2.0, seed=7)
     for i in range(FPS * seconds):
         t = i / FPS
-        frame = backgrounds[i % NOISE_FRAMES]
-        for start, duration in BURSTS:
+        frame = backgrounds[i % NOISE_FRAMES].copy()
+        _draw_traffic(frame, t)
+        for start, duration in WALKS:
             if start <= t < start + duration:
-                frame = frame.copy()
-                _draw_crossing(frame, (t - start) / duration, start)
+                _draw_walker(frame, 30 + (t - start) / duration * 230, 312)  # to the bus stop, and wait
+        start, duration = PAVEMENT_CAR
+        if start <= t < start + duration:
+            _draw_car(frame, int(WIDTH + 60 - (t - start) / duration * (WIDTH + 180)), 325, (40, 40, 200))
+        start, duration = LAWN_CROSSING
+        if start <= t < start + duration:
+            p = (t - start) / duration
+            _draw_walker(frame, 200 + p * 240, 10 + p * 70)
         yield frame
 
 
-def _draw_crossing(frame: np.ndarray, progress: float, seed: float) -> None:
-    """Two cars on the road and a pedestrian on the pavement, crossing in opposite directions."""
-    rng = np.random.default_rng(int(seed))
-    span = WIDTH + 200
-    car_x = int(-100 + progress * span)
-    colour = tuple(int(c) for c in rng.integers(40, 255, 3))
-    cv2.rectangle(frame, (car_x, 215), (car_x + 110, 255), colour, -1)
-    cv2.rectangle(frame, (car_x + 20, 205), (car_x + 80, 220), (40, 40, 40), -1)
-    van_x = int(WIDTH + 100 - progress * span * 1.2)
-    cv2.rectangle(frame, (van_x, 272), (van_x + 140, 322), (230, 230, 235), -1)
-    walker_x = int(40 + progress * 300)
-    step = 6 if int(progress * 40) % 2 else -6
-    cv2.circle(frame, (walker_x, 300 - 2), 8, (60, 80, 200), -1)
-    cv2.rectangle(frame, (walker_x - 7, 306), (walker_x + 7, 334), (160, 60, 60), -1)
-    cv2.line(frame, (walker_x, 334), (walker_x + step, 352), (40, 40, 40), 3)
+def _draw_traffic(frame: np.ndarray, t: float) -> None:
+    """Cars east-bound on the upper lane and vans west-bound on the lower one, one every few seconds."""
+    if t < TRAFFIC_FROM_S:
+        return
+    k, phase = divmod(t - TRAFFIC_FROM_S, TRAFFIC_EVERY_S)
+    if phase < CROSSING_S:
+        colour = tuple(int(c) for c in np.random.default_rng(int(k)).integers(40, 255, 3))
+        _draw_car(frame, int(-120 + phase / CROSSING_S * (WIDTH + 240)), 215, colour)
+    phase = (phase + TRAFFIC_EVERY_S / 2) % TRAFFIC_EVERY_S
+    if phase < CROSSING_S:
+        x = int(WIDTH + 100 - phase / CROSSING_S * (WIDTH + 260))
+        cv2.rectangle(frame, (x, 268), (x + 140, 302), (230, 230, 235), -1)
+
+
+def _draw_car(frame: np.ndarray, x: int, y: int, colour: tuple[int, ...]) -> None:
+    cv2.rectangle(frame, (x, y), (x + 110, y + 40), colour, -1)
+    cv2.rectangle(frame, (x + 20, y - 10), (x + 80, y + 5), (40, 40, 40), -1)
+
+
+def _draw_walker(frame: np.ndarray, x: float, y: float) -> None:
+    """A person seen from the side: head, body, a swinging leg (`y` is the head's centre)."""
+    xi, yi = int(x), int(y)
+    step = 6 if int(x / 12) % 2 else -6
+    cv2.circle(frame, (xi, yi), 8, (60, 80, 200), -1)
+    cv2.rectangle(frame, (xi - 7, yi + 8), (xi + 7, yi + 36), (160, 60, 60), -1)
+    cv2.line(frame, (xi, yi + 36), (xi + step, yi + 50), (40, 40, 40), 3)
 
 
 def quiet_scene(seconds: int = SECONDS) -> Iterator[np.ndarray]:

@@ -221,8 +221,11 @@ class VadAnalyzer:
         self, f: Features, t: float, j: Judgement | None, objects: list[tuple[str, int]] | None
     ) -> None:
         weights = None
-        if self._open and j is not None:  # an open anomaly teaches its own cells only slowly
-            weights = np.where(j.surprise >= REGION_FLOOR, SLOW_WEIGHT, 1.0)
+        if self._open and j is not None:
+            # an open anomaly teaches its own cells only slowly, once the model is trusted to flag them
+            # (while it learns, the z-score opens episodes for anything that moves: learn those at full rate)
+            slow = 1.0 - self.learning_progress * (1.0 - SLOW_WEIGHT)
+            weights = np.where(j.surprise >= REGION_FLOOR, slow, 1.0)
         self.model.learn(f, t, weights)
         if objects is not None:
             self.model.learn_objects(t, f.dt, objects)
