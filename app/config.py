@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     event_buffer_max: int = Field(10_000, ge=10)
     ingest_max_batch: int = Field(256, ge=1)  # POST /api/events committed together (1: a commit each)
     ingest_max_wait_ms: float = Field(2.0, ge=0)  # a lone ingest waits this long for others to join
+    event_stream_heartbeat_s: float = Field(15.0, gt=0)  # GET /api/events/stream: a comment line this often
 
     # Alerts and webhooks
     dedup_window_s: float = Field(15.0, ge=0)

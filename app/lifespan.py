@@ -26,6 +26,7 @@ from app.config import Settings
 from app.events.bus import EventBus
 from app.events.ingest import IngestCommitter
 from app.events.logger import AsyncEventLogger
+from app.events.stream import EventStreamHub
 from app.events.types import NewEvent, Phase
 from app.inference.pool import ResourcePool
 from app.integrations.mqtt.bridge import MqttBridge
@@ -150,6 +151,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         )
         parts["hub"] = hub
         bus.subscribe("live", hub.publish_event)
+        # -- event stream (GET /api/events/stream) --
+        parts["event_stream"] = event_stream = EventStreamHub()
+        bus.subscribe("event_stream", event_stream.publish, direct=True)  # only puts on client queues
         # -- vlm --
         if settings.vlm_base_url:
             vlm = await stack.enter_async_context(VlmDescriber.from_settings(settings, bus))

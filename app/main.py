@@ -16,6 +16,7 @@ from app.cameras.endpoints import router as cameras_router
 from app.config import Settings
 from app.errors import install_error_handler
 from app.events.endpoints import router as events_router
+from app.events.stream_endpoints import router as event_stream_router
 from app.health import router as health_router
 from app.inference.endpoints import router as models_router
 from app.kit.body_limit import BodyLimit
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(cameras_router)
     app.include_router(models_router)
+    app.include_router(event_stream_router)  # before events: `/api/events/stream` is no event id
     app.include_router(events_router)
     app.include_router(clips_router)
     app.include_router(recordings_router)

@@ -96,3 +96,12 @@ MQTT_MESSAGES = Counter(
     "argus_mqtt_messages", "MQTT messages, by outcome (published, dropped: queue full)", ["outcome"],
     registry=REGISTRY,
 )  # fmt: skip
+
+EVENT_STREAM_CLIENTS = Gauge(
+    "argus_event_stream_clients", "Consumers connected to GET /api/events/stream", registry=REGISTRY
+)
+EVENT_STREAM_CUT = Counter(
+    "argus_event_stream_cut_off",
+    "Stream consumers cut off for reading too slowly (they resume)",
+    registry=REGISTRY,
+)

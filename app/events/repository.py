@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, case, cast, func, select
+from sqlalchemy import JSON, ColumnElement, Select, and_, case, cast, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -72,25 +72,40 @@ class EventRepository(RepositoryBase[Event]):
         self, flt: EventFilter, cursor: str | None, limit: int
     ) -> tuple[Sequence[Event], str | None]:
         """Newest first; raises kit.repository.InvalidCursor for a cursor it did not produce."""
-        stmt = select(Event)
-        if flt.camera_id is not None:
-            stmt = stmt.where(Event.camera_id == flt.camera_id)
-        if flt.type:
-            stmt = stmt.where(Event.type == flt.type)
-        if flt.severity is not None:
-            stmt = stmt.where(Event.severity == str(flt.severity))
-        if flt.min_severity is not None:
-            worse = [str(s) for s in Severity if s.at_least(flt.min_severity)]
-            stmt = stmt.where(Event.severity.in_(worse))
-        if flt.since is not None:
-            stmt = stmt.where(Event.started_at >= flt.since)
-        if flt.until is not None:
-            stmt = stmt.where(Event.started_at < flt.until)
-        return await self.page(stmt, Event.started_at, Event.id, cursor, limit)
+        return await self.page(_filtered(select(Event), flt), Event.started_at, Event.id, cursor, limit)
+
+    async def changed_since(
+        self, flt: EventFilter, since: datetime, after: tuple[datetime, str] | None, limit: int
+    ) -> Sequence[Event]:
+        """Events stored or changed at or after `since`, oldest change first (the event stream's resume);
+        `after` is the last (updated_at, id) of the previous page."""
+        stmt = _filtered(select(Event), flt).where(Event.updated_at >= since)
+        if after is not None:
+            at, row_id = after
+            stmt = stmt.where(or_(Event.updated_at > at, and_(Event.updated_at == at, Event.id > row_id)))
+        stmt = stmt.order_by(Event.updated_at, Event.id).limit(limit)
+        return (await self.session.execute(stmt)).scalars().all()
 
     async def camera_exists(self, camera_id: int) -> bool:
         found = await self.session.execute(select(Camera.id).where(Camera.id == camera_id))
         return found.scalar_one_or_none() is not None
+
+
+def _filtered(stmt: Select[Any], flt: EventFilter) -> Select[Any]:
+    if flt.camera_id is not None:
+        stmt = stmt.where(Event.camera_id == flt.camera_id)
+    if flt.type:
+        stmt = stmt.where(Event.type == flt.type)
+    if flt.severity is not None:
+        stmt = stmt.where(Event.severity == str(flt.severity))
+    if flt.min_severity is not None:
+        worse = [str(s) for s in Severity if s.at_least(flt.min_severity)]
+        stmt = stmt.where(Event.severity.in_(worse))
+    if flt.since is not None:
+        stmt = stmt.where(Event.started_at >= flt.since)
+    if flt.until is not None:
+        stmt = stmt.where(Event.started_at < flt.until)
+    return stmt
 
 
 def _insert_for(dialect: str) -> Any:
