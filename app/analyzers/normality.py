@@ -21,11 +21,11 @@ unusual cells are grouped into regions whose score grows with their extent (a ra
 scores ~20, a whole picture changing hundreds), so one threshold (3) fits every camera and the
 severity bands keep their meaning.
 
-All of it is numpy, measured at 0.6-0.7 ms a frame per camera (bench/vad_eval.py: grey plane, features,
-judge and learn at 320 px), 57 KB of counts per camera. Not ONNX in the pool: learning is a stateful
-scatter-add per camera that a graph cannot keep, judging needs the per-camera tables as an input tensor
-on every call and its regions back in Python for the explanations, and the pool's micro-batcher alone
-waits up to 4 ms for companions, several times this whole cost.
+All of it is numpy: 0.5-0.7 ms of CPU a frame per camera at 320 px (grey plane 0.18, features 0.18,
+judge 0.13, learn 0.03 ms; bench/vad_eval.py), 57 KB of counts per camera (7 KB on disk). Not ONNX in
+the pool: only the features would fit a graph (judging reads per-camera tables by time bucket, learning
+is a stateful scatter-add, regions need connected components), and moving those 0.18 ms there would
+add a second pool trip per frame (0.14 ms alone, plus up to batch_max_wait_ms of batching wait).
 """
 
 from __future__ import annotations
