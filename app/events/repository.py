@@ -22,6 +22,13 @@ _REPLACED = ("camera_id", "type", "score", "started_at", "source", "updated_at")
 _STICKY = ("ended_at", "description", "snapshot_path")
 
 
+ChangeKey = tuple[datetime, datetime, str]  # (updated_at, started_at, id): the order of changes
+
+
+def change_key(row: Event) -> ChangeKey:
+    return (row.updated_at, row.started_at, row.id)
+
+
 @dataclass(frozen=True, slots=True)
 class EventFilter:
     camera_id: int | None = None
@@ -75,16 +82,29 @@ class EventRepository(RepositoryBase[Event]):
         return await self.page(_filtered(select(Event), flt), Event.started_at, Event.id, cursor, limit)
 
     async def changed_since(
-        self, flt: EventFilter, since: datetime, after: tuple[datetime, str] | None, limit: int
+        self, flt: EventFilter, since: datetime, after: ChangeKey | None, limit: int
     ) -> Sequence[Event]:
-        """Events stored or changed at or after `since`, oldest change first (the event stream's resume);
-        `after` is the last (updated_at, id) of the previous page."""
+        """Events stored or changed at or after `since`, oldest change first (the event stream's resume,
+        edge forwarding); `after` is the change_key() of the previous page's last row. Rows written in
+        one flush share updated_at: they follow in started_at order, so a camera's events keep theirs."""
         stmt = _filtered(select(Event), flt).where(Event.updated_at >= since)
         if after is not None:
-            at, row_id = after
-            stmt = stmt.where(or_(Event.updated_at > at, and_(Event.updated_at == at, Event.id > row_id)))
-        stmt = stmt.order_by(Event.updated_at, Event.id).limit(limit)
+            at, started, row_id = after
+            stmt = stmt.where(
+                or_(
+                    Event.updated_at > at,
+                    and_(Event.updated_at == at, Event.started_at > started),
+                    and_(Event.updated_at == at, Event.started_at == started, Event.id > row_id),
+                )
+            )
+        stmt = stmt.order_by(Event.updated_at, Event.started_at, Event.id).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
+
+    async def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        found = await self.session.execute(select(Event.id).where(Event.id.in_(ids)))
+        return set(found.scalars())
 
     async def camera_exists(self, camera_id: int) -> bool:
         found = await self.session.execute(select(Camera.id).where(Camera.id == camera_id))

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.events.repository import EventFilter, EventRepository
+from app.events.repository import ChangeKey, EventFilter, EventRepository, change_key
 from app.events.types import NewEvent, Phase
 from app.metrics import EVENT_STREAM_CLIENTS, EVENT_STREAM_CUT
 from app.models import Event
@@ -148,13 +148,13 @@ async def replay(
 ) -> AsyncIterator[tuple[str, str, dict[str, Any]]]:
     """Every event stored or changed since `resume` (less the slack), oldest change first, page by page
     (a short session per page: no connection is held while the consumer reads)."""
-    after: tuple[datetime, str] | None = None
+    after: ChangeKey | None = None
     while True:
         async with sessionmaker() as session:
             rows = await EventRepository(session).changed_since(flt, resume.resume_from, after, REPLAY_PAGE)
             messages = [row_message(r) for r in rows]
             if rows:
-                after = (rows[-1].updated_at, rows[-1].id)
+                after = change_key(rows[-1])
         for message in messages:
             yield message
         if len(rows) < REPLAY_PAGE:

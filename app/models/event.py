@@ -18,7 +18,7 @@ class Event(TimestampMixin, Base):
         Index("ix_events_camera_started", "camera_id", "started_at"),
         Index("ix_events_type", "type"),
         Index("ix_events_severity", "severity"),
-        Index("ix_events_updated_at_id", "updated_at", "id"),  # the event stream's resume (migration 0007)
+        Index("ix_events_updated_at_id", "updated_at", "started_at", "id"),  # changes in order (0007)
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid4 hex, assigned at creation

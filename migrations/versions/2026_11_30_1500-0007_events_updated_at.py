@@ -1,4 +1,4 @@
-"""Events by last change: the event stream resumes from (updated_at, id) after a reconnect.
+"""Events in the order they changed: the event stream and edge forwarding read them by this index.
 
 Revision ID: 0007
 Revises: 0006
@@ -16,7 +16,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_events_updated_at_id", "events", ["updated_at", "id"])
+    op.create_index("ix_events_updated_at_id", "events", ["updated_at", "started_at", "id"])
 
 
 def downgrade() -> None:
