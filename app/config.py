@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.integrations.mqtt.options import MqttOptions, check_topic_prefix, parse_mqtt_url
 from app.kit.urls import IPNetwork, parse_networks, validate_service_url
 
+# Settings where an empty value means something of its own (not "use the default").
+_EMPTY_IS_A_VALUE = frozenset({"mqtt_discovery_prefix"})
+
 
 class Settings(BaseSettings):
     # hide_input_in_errors: a bad URL setting must not print its password at start-up
@@ -103,6 +106,18 @@ class Settings(BaseSettings):
     mqtt_ca_file: Path | None = None  # mqtts://: CA bundle to trust (default: the system's)
     mqtt_queue_max: int = Field(10_000, ge=1)  # event messages kept while the broker is down (oldest dropped)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_unset(cls, data: object) -> object:
+        """`ARGUS_MODELS_DIR=` (as .env.example writes every key) is the default, not Path("") = the cwd."""
+        if not isinstance(data, dict):
+            return data
+        return {
+            k: v
+            for k, v in data.items()
+            if not (isinstance(v, str) and not v.strip() and k not in _EMPTY_IS_A_VALUE)
+        }
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute(cls, v: Path) -> Path:
@@ -125,11 +140,6 @@ class Settings(BaseSettings):
         if v:
             parse_mqtt_url(v)
         return v
-
-    @field_validator("mqtt_ca_file", mode="before")
-    @classmethod
-    def _empty_path(cls, v: object) -> object:
-        return None if v == "" else v  # `ARGUS_MQTT_CA_FILE=` in .env means unset, not the cwd
 
     @field_validator("mqtt_prefix", "mqtt_discovery_prefix", mode="after")
     @classmethod

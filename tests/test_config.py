@@ -49,3 +49,37 @@ class TestDatabaseUrlFollowsDataDir:
         monkeypatch.setenv("ARGUS_DATABASE_URL", "postgresql+asyncpg://argus@db:5432/argus")
         settings = Settings(_env_file=None)  # type: ignore[call-arg]
         assert settings.database_url == "postgresql+asyncpg://argus@db:5432/argus"
+
+
+class TestEmptyMeansUnset:
+    """.env.example writes every key, many empty: an empty value is the documented default."""
+
+    def test_a_copied_env_example_gives_every_default(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for name in Settings.model_fields:
+            monkeypatch.delenv(f"ARGUS_{name.upper()}", raising=False)
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+        loaded = Settings()  # reads ./.env, as .env.example's comment tells
+        defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+        assert loaded.model_dump() == defaults.model_dump()
+        assert loaded.resolved_models_dir == tmp_path / "data" / "models"
+        assert loaded.resolved_media_dir == tmp_path / "data" / "media"
+        assert loaded.models_dir is None and loaded.media_dir is None and loaded.mqtt_ca_file is None
+
+    def test_an_empty_variable_is_the_default(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.chdir(tmp_path)
+        for name in ("data_dir", "models_dir", "media_dir", "log_level", "port", "webhook_deny_networks"):
+            monkeypatch.setenv(f"ARGUS_{name.upper()}", " ")
+        loaded = Settings(_env_file=None)  # type: ignore[call-arg]
+        assert loaded.data_dir == tmp_path / "data"
+        assert loaded.resolved_models_dir == tmp_path / "data" / "models"
+        assert (loaded.log_level, loaded.port) == ("info", 8000)
+        assert loaded.webhook_deny_networks == Settings.model_fields["webhook_deny_networks"].default
+
+    def test_an_empty_discovery_prefix_still_turns_discovery_off(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("ARGUS_MQTT_DISCOVERY_PREFIX", "")
+        assert Settings(_env_file=None).mqtt_discovery_prefix == ""  # type: ignore[call-arg]
