@@ -21,6 +21,7 @@ is saved under DATA_DIR/vad/ (every `SAVE_EVERY_S` and when the camera stops) an
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -207,6 +208,8 @@ class VadAnalyzer:
         score = float(np.asarray(outputs[0], np.float64).mean())
         judgement = self._judge(features, frame.captured_at, objects)
         observation = self._decide(score, frame.captured_at, judgement)
+        if observation.findings and self._regions:
+            observation = _outlined(observation, frame.image, self._regions)
         if features is not None:
             self._learn(features, frame.captured_at, judgement, objects)
         self._maybe_save()
@@ -341,6 +344,29 @@ class VadAnalyzer:
         data = {"peak_z": round(self._peak, 3), "model": self.options.model, "reason": "camera stopped",
                 "regions": self._regions}  # fmt: skip
         return (Finding("anomaly", "anomaly", "close", self._severity, self._peak, data),)
+
+
+def outline(image: np.ndarray, regions: list[dict[str, Any]]) -> np.ndarray:
+    """A copy of the frame with the unusual regions outlined and labelled (the event's snapshot)."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    for region in regions:
+        x1, y1, x2, y2 = region["box"]
+        p1, p2 = (int(x1 * w), int(y1 * h)), (int(x2 * w) - 1, int(y2 * h) - 1)
+        cv2.rectangle(out, p1, p2, (0, 0, 255), 2)
+        label = f"{region['component']} {region['score']:.1f}"
+        at = (p1[0] + 3, max(p1[1] + 14, 14))
+        cv2.putText(out, label, at, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def _outlined(obs: Observation, image: np.ndarray, regions: list[dict[str, Any]]) -> Observation:
+    """Opening and updating findings carry the outlined frame as their snapshot."""
+    picture = outline(image, regions)
+    findings = tuple(
+        dataclasses.replace(f, snapshot=picture) if f.phase in ("open", "update") else f for f in obs.findings
+    )
+    return dataclasses.replace(obs, findings=findings)
 
 
 def create(options: Mapping[str, Any], ctx: AnalyzerContext) -> VadAnalyzer:

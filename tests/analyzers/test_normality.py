@@ -84,6 +84,24 @@ class TestOnRealFootage:
         assert 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1
         assert region["reason"].startswith(component.replace("_", " ") + ":")
 
+    async def test_the_snapshot_outlines_the_regions(self, pool: ResourcePool, settings: Settings) -> None:
+        analyzer = learned_vad(pool, settings)
+        segments = [s for s in vf.test_set(normal_s=25.0) if s.kind in ("normal", "cyclist")][:3]
+        snapshots = []
+        seq = 0
+        for seg in segments:
+            for image, t in zip(seg.frames, seg.times(), strict=True):
+                seq += 1
+                obs = await analyzer.process(Frame(1, seq, t, image, *vf.SIZE), {})
+                snapshots += [(f, image) for f in obs.findings if f.phase == "open"]
+        analyzer.finish()
+        finding, image = snapshots[0]
+        assert finding.snapshot is not None and finding.snapshot.shape == image.shape
+        x1, y1, _, _ = finding.data["regions"][0]["box"]
+        corner = (int(y1 * image.shape[0]), int(x1 * image.shape[1]))
+        assert tuple(finding.snapshot[corner]) == (0, 0, 255)  # red outline on the region's corner
+        assert not np.array_equal(finding.snapshot, image)
+
     async def test_the_cyclist_region_is_where_it_rode(
         self, pool: ResourcePool, settings: Settings, played_cache: dict[str, vf.Played]
     ) -> None:
