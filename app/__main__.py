@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     install.add_argument("--sha256", help="refuse the weights unless their SHA-256 is this")
     install.add_argument("--size", type=int, help="input width = height, a multiple of 32 (default: cfg's)")
     install.add_argument("--force", action="store_true", help="replace an installed model of that name")
+    install.add_argument("--as", dest="as_name", help="install a built-in model under another name")
     key = sub.add_parser("apikey", help="manage API keys")
     key_sub = key.add_subparsers(dest="action", required=True)
     create = key_sub.add_parser("create", help="create a key and print it once")
@@ -125,7 +126,9 @@ def _install_model(settings: Settings, args: argparse.Namespace) -> int:
                 sha256=args.sha256, input_size=size, overwrite=args.force,
             )  # fmt: skip
         else:
-            spec = install_known(models_dir, args.name, input_size=size, overwrite=args.force)
+            spec = install_known(
+                models_dir, args.name, input_size=size, overwrite=args.force, as_name=args.as_name
+            )
     except (InstallError, ManifestError, OSError) as exc:
         print(f"argus: models install: {exc}", file=sys.stderr)
         return 2

@@ -16,7 +16,13 @@ Also: sessions loaded and process RSS with 1 vs 16 cameras on the same pool.
 
     .venv/bin/python bench/inference.py [--seconds 1.5] [--repeats 3] [--cameras 1,4,8,16]
 
-Writes bench/results/inference.json and prints one summary line.
+`--real` runs the same comparison on the real COCO detector (yolov3-tiny at 416, converted from the
+`coco` extra) instead of the synthetic graph. `--regions` instead compares the detector analyzer's modes
+on real footage (vtest.avi at 5 FPS, the pipeline's working size): CPU ms per analysed frame and recall
+for `full` vs `regions` (optionally with a 256-px region model), on a busy street and on the same street
+half calm; recall is against yolov3-tiny on the full-resolution frames (persons >= 0.5), IoU >= 0.5.
+
+Writes bench/results/inference.json (or inference-real.json / detector-regions.json) and prints a summary.
 """
 
 from __future__ import annotations
@@ -176,8 +182,9 @@ async def measure(models_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
         pools["inflight2_allcores"] = ResourcePool(models_dir, **common, runs_in_flight=2, intra_op_threads=0)
     for pool in pools.values():
         await pool.__aenter__()
+        layout = "yolov5" if args.real else "yolov8"
         pool.register(ModelSpec(name=DETECTOR, kind="detector", path=models_dir / "yolo320.onnx",
-                                layout="yolov8", class_names=tuple(f"c{i}" for i in range(80))))  # fmt: skip
+                                layout=layout, class_names=tuple(f"c{i}" for i in range(80))))  # fmt: skip
     try:
         for model in (VAD, DETECTOR):
             item = tuple(int(d) for d in pools["batched"].spec(model).item_shape)  # type: ignore[arg-type]
@@ -244,10 +251,30 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per point; the median is reported")
     parser.add_argument("--cameras", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 8, 16])
     parser.add_argument("--levers", action="store_true", help="also run 2 batches in flight, 1 thread each")
+    parser.add_argument(
+        "--real", action="store_true", help="the real yolov3-tiny instead of the synthetic graph"
+    )
+    parser.add_argument("--regions", action="store_true", help="detector modes on real footage (see above)")
+    parser.add_argument("--footage-s", type=float, default=30.0, help="--regions: seconds of vtest analysed")
+    parser.add_argument("--width", type=int, default=320, help="--regions: the analysed frames' width")
     args = parser.parse_args()
+    if args.regions:
+        from bench.detector_regions import run_regions
+
+        run_regions(args)
+        return
+    global DETECTOR, RESULTS
     with tempfile.TemporaryDirectory(prefix="argus-bench-") as tmp:
         models_dir = Path(tmp)
-        build_detector(models_dir / "yolo320.onnx")
+        if args.real:
+            from app.inference.install import install_known
+
+            install_known(models_dir, "yolov3-tiny")
+            (models_dir / "yolov3-tiny.json").unlink()  # registered below, like the synthetic graph
+            (models_dir / "yolov3-tiny.onnx").rename(models_dir / "yolo320.onnx")
+            DETECTOR, RESULTS = "yolov3-tiny-416", RESULTS.with_name("inference-real.json")
+        else:
+            build_detector(models_dir / "yolo320.onnx")
         print(f"inference bench: {os.cpu_count()} CPUs, onnxruntime {ort.__version__}", flush=True)
         started, load_before = time.time(), os.getloadavg()
         result = asyncio.run(measure(models_dir, args))

@@ -22,6 +22,7 @@ Options (all validated at camera create/patch; a bad one raises DetectorOptionEr
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,6 +32,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.analyzers.base import Detection, Finding, FindingPhase, Observation
+from app.analyzers.regions import MotionBoxes, Region, plan_regions
 from app.analyzers.registry import AnalyzerContext, AnalyzerType
 from app.analyzers.tracking import ByteTracker
 from app.analyzers.yolo import Decoded, Letterbox, decode, letterbox, nms, to_source, to_tensor
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 LOW_CONFIDENCE = 0.1  # ByteTrack keeps tracks alive with detections down to this score
 SNAPSHOT_GAIN = 0.05  # confidence a new frame must add over the snapshot's to replace it
 SNAPSHOT_EVERY_S = 1.0
+REGION_MIN_SIDE = 0.4  # a region's smallest side, of the analysed image's short side (at most ~2.5x zoom)
 PATH_POINTS = 32  # track path points kept per event (older ones thinned out)
 
 
@@ -70,6 +73,12 @@ class DetectorOptions(BaseModel):
     lost_after_s: float = Field(2.0, gt=0, le=600)
     update_every_s: float = Field(10.0, gt=0)
     severity: Literal["low", "medium", "high", "critical"] = "medium"
+    # "regions": detect only where the picture changed (and on the full frame every full_every_s while
+    # tracks exist); a calm camera runs no detector. "full": every analysed frame, whole.
+    mode: Literal["full", "regions"] = "full"
+    region_model: str | None = None  # a smaller-input twin of `model` for regions (same classes)
+    full_every_s: float = Field(5.0, gt=0, le=600)
+    max_regions: int = Field(4, ge=1, le=16)
 
     @field_validator("zones", mode="before")
     @classmethod
@@ -132,8 +141,19 @@ class Detector:
             min_hits=options.min_hits,
         )
         self._episodes: dict[int, _Episode] = {}
+        self.region_spec = self._region_spec(pool, options)
+        self.motion = MotionBoxes()
+        self._last_full = float("-inf")
+        self._real_seen: dict[int, float] = {}  # track id -> last time a real (not carried) box matched it
+        self.passes: Counter[str] = Counter()  # "full" / "regions" / "idle" frames, and "region" runs
+        # Regions only while cheaper than one full frame: as many as fit in its input pixels (at least one,
+        # which costs a full frame's run when the region model is the model itself, but zooms in).
+        region_w, region_h = _input_size(self.region_spec)
+        fit = (self.input_width * self.input_height) // (region_w * region_h)
+        self._max_regions = max(1, min(options.max_regions, fit))
         if camera_id is not None:
-            pool.attach(options.model, camera_id)
+            for model in {options.model, self.region_spec.name}:
+                pool.attach(model, camera_id)
 
     @staticmethod
     def _spec(pool: ResourcePool, model: str) -> ModelSpec:
@@ -143,6 +163,19 @@ class Detector:
             raise DetectorOptionError("model", f"no model named {model!r} is registered") from None
         if spec.kind != "detector" or spec.layout is None:
             raise DetectorOptionError("model", f"{model!r} is a {spec.kind} model, not a detector")
+        return spec
+
+    def _region_spec(self, pool: ResourcePool, options: DetectorOptions) -> ModelSpec:
+        if options.region_model is None:
+            return self.spec
+        try:
+            spec = self._spec(pool, options.region_model)
+        except DetectorOptionError as exc:
+            raise DetectorOptionError("region_model", str(exc).split(": ", 1)[-1]) from None
+        if spec.class_names != self.class_names:
+            raise DetectorOptionError(
+                "region_model", f"{spec.name!r} does not have {options.model!r}'s classes"
+            )
         return spec
 
     def _class_ids(self, classes: tuple[str, ...] | None) -> frozenset[int] | None:
@@ -157,10 +190,27 @@ class Detector:
     # -- per frame ----------------------------------------------------------------------------------
 
     async def process(self, frame: Frame, deps: Mapping[str, Observation]) -> Observation:
-        tensor, box = await asyncio.to_thread(self.prepare, frame.image)
-        outputs = await self._pool.infer(self.options.model, tensor)
-        found = await asyncio.to_thread(self.postprocess, outputs[0], box, frame)
-        update = self.tracker.update(found.boxes, found.scores, found.class_ids, frame.captured_at)
+        t = frame.captured_at
+        regions: list[Region] | None = None
+        if self.options.mode == "regions":
+            plan = await asyncio.to_thread(self._plan, frame)
+            if plan == "idle":
+                self.passes["idle"] += 1
+                return self._observation(self._still(), (), "idle", 0)
+            regions = None if plan == "full" else plan
+        if regions is None:
+            found = await self._detect_full(frame)
+            self._last_full = t
+            real = len(found)
+        else:
+            found = await self._detect_regions(frame, regions)
+            real = len(found)
+            found = self._carry(found, regions, frame)
+        self.passes["full" if regions is None else "regions"] += 1
+        update = self.tracker.update(found.boxes, found.scores, found.class_ids, t)
+        for i in range(real):
+            if update.track_ids[i] is not None:
+                self._real_seen[update.track_ids[i]] = t  # type: ignore[index]
         detections = tuple(
             Detection(
                 *map(float, found.boxes[i]),
@@ -172,18 +222,113 @@ class Detector:
             for i in range(len(found))
             if found.scores[i] >= self.options.min_confidence
         )
-        findings = self._follow(detections, [t.id for t in update.lost if t.id is not None], frame)
+        lost = [tr.id for tr in update.lost if tr.id is not None]
+        for track_id in lost:
+            self._real_seen.pop(track_id, None)
+        findings = self._follow(detections, lost, frame)
+        return self._observation(
+            detections, findings, "full" if regions is None else "regions", len(regions or ())
+        )
+
+    def _observation(
+        self, detections: tuple[Detection, ...], findings: tuple[Finding, ...], mode: str, regions: int
+    ) -> Observation:
         return Observation(
             analyzer=self.name,
             score=max((d.confidence for d in detections), default=None),
             detections=detections,
             findings=findings,
-            data={"model": self.options.model, "tracks": sorted(e.track_id for e in self._episodes.values())},
+            data={
+                "model": self.options.model,
+                "tracks": sorted(e.track_id for e in self._episodes.values()),
+                "pass": mode,
+                "regions": regions,
+            },
         )
 
-    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        norm = self.spec.normalization
-        boxed, box = letterbox(image, self.input_width, self.input_height)
+    def _plan(self, frame: Frame) -> Literal["idle", "full"] | list[Region]:
+        """Regions to detect in, "full", or "idle" (nothing moved and no full-frame refresh is due)."""
+        boxes = self.motion.update(frame.image)
+        if boxes is None:
+            return "full"  # no reference frame yet
+        if self.tracker.tracks and frame.captured_at - self._last_full >= self.options.full_every_s:
+            return "full"  # still objects keep their tracks; a missed one is found again
+        if not boxes:
+            return "idle"
+        short = min(frame.width, frame.height)
+        plan = plan_regions(
+            boxes, (frame.width, frame.height), min_side=max(32, round(short * REGION_MIN_SIDE)),
+            max_regions=self._max_regions,
+        )  # fmt: skip
+        return "full" if plan is None else plan
+
+    async def _detect_full(self, frame: Frame) -> Decoded:
+        tensor, box = await asyncio.to_thread(self.prepare, frame.image)
+        outputs = await self._pool.infer(self.options.model, tensor)
+        return await asyncio.to_thread(self.postprocess, outputs[0], box, frame)
+
+    async def _detect_regions(self, frame: Frame, regions: list[Region]) -> Decoded:
+        """Each region through the (region) model, concurrently: the pool batches them with each other and
+        with other cameras' frames. Boxes come back in stream pixels, NMS'd across regions."""
+        spec = self.region_spec
+        size = _input_size(spec)
+        crops = [frame.image[y1:y2, x1:x2] for x1, y1, x2, y2 in regions]
+        prepared = await asyncio.to_thread(lambda: [self.prepare(c, spec, size) for c in crops])
+        outputs = await asyncio.gather(*(self._pool.infer(spec.name, tensor) for tensor, _ in prepared))
+        self.passes["region"] += len(regions)
+
+        def post() -> Decoded:
+            parts = []
+            for (_, box), out, (x1, y1, _, _) in zip(prepared, outputs, regions, strict=True):
+                found = self._candidates(out[0], box, spec)
+                found.boxes[:, [0, 2]] += x1
+                found.boxes[:, [1, 3]] += y1
+                parts.append(found)
+            merged = Decoded(
+                np.concatenate([p.boxes for p in parts]) if parts else np.zeros((0, 4), np.float32),
+                np.concatenate([p.scores for p in parts]) if parts else np.zeros(0, np.float32),
+                np.concatenate([p.class_ids for p in parts]) if parts else np.zeros(0, np.int64),
+            )
+            return self._filter(nms(merged, self.options.iou_threshold), frame)
+
+        return await asyncio.to_thread(post)
+
+    def _still(self) -> tuple[Detection, ...]:
+        """Nothing moved: the tracked objects are where they were (the tracker is not aged: no news)."""
+        return tuple(
+            Detection(*map(float, tr.box), float(tr.score), tr.class_id, self.class_names[tr.class_id], tr.id)
+            for tr in self.tracker.confirmed()
+            if self._real_seen.get(tr.id, float("-inf")) >= self._last_full  # type: ignore[arg-type]
+            and tr.score >= self.options.min_confidence
+        )
+
+    def _carry(self, found: Decoded, regions: list[Region], frame: Frame) -> Decoded:
+        """Confirmed tracks outside every region were not looked at, not lost: feed their last box so they
+        keep their ids until the next full frame, which must see them again for them to go on."""
+        sx, sy = frame.width / frame.source_width, frame.height / frame.source_height
+        extra = []
+        for tr in self.tracker.confirmed():
+            if self._real_seen.get(tr.id, float("-inf")) < self._last_full:  # type: ignore[arg-type]
+                continue
+            x1, y1, x2, y2 = tr.box[0] * sx, tr.box[1] * sy, tr.box[2] * sx, tr.box[3] * sy
+            if any(x1 < r[2] and r[0] < x2 and y1 < r[3] and r[1] < y2 for r in regions):
+                continue
+            extra.append(tr)
+        if not extra:
+            return found
+        return Decoded(
+            np.concatenate([found.boxes, np.array([tr.box for tr in extra], np.float32)]),
+            np.concatenate([found.scores, np.array([tr.score for tr in extra], np.float32)]),
+            np.concatenate([found.class_ids, np.array([tr.class_id for tr in extra], np.int64)]),
+        )
+
+    def prepare(
+        self, image: np.ndarray, spec: ModelSpec | None = None, size: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, Letterbox]:
+        spec = spec or self.spec
+        norm = spec.normalization
+        width, height = size or (self.input_width, self.input_height)
+        boxed, box = letterbox(image, width, height)
         if norm.channel_order == "gray":
             boxed = cv2.cvtColor(boxed, cv2.COLOR_BGR2GRAY)[:, :, None]
         tensor = to_tensor(
@@ -193,14 +338,22 @@ class Detector:
 
     def postprocess(self, output: np.ndarray, box: Letterbox, frame: Frame) -> Decoded:
         """Raw output -> candidates in stream pixels that pass the class, area and mask filters."""
-        assert self.spec.layout is not None
+        found = nms(self._candidates(output, box, self.spec), self.options.iou_threshold)
+        return self._filter(found, frame)
+
+    def _candidates(self, output: np.ndarray, box: Letterbox, spec: ModelSpec) -> Decoded:
+        """Raw output -> watched-class candidates in the pixels of the image that was letterboxed."""
+        assert spec.layout is not None
         low = min(LOW_CONFIDENCE, self.options.min_confidence)
-        found = decode(output, self.spec.layout, len(self.class_names), low)
+        found = decode(output, spec.layout, len(self.class_names), low)
         if self._watched is not None and len(found):
             found = found.take(np.flatnonzero(np.isin(found.class_ids, list(self._watched))))
-        found = nms(found, self.options.iou_threshold)
+        return Decoded(box.to_image(found.boxes), found.scores, found.class_ids)
+
+    def _filter(self, found: Decoded, frame: Frame) -> Decoded:
+        """Analysed-image boxes -> stream pixels, then the area and mask filters."""
         src_w, src_h = frame.source_width, frame.source_height
-        boxes = to_source(found.boxes, box, (frame.width, frame.height), (src_w, src_h))
+        boxes = to_source(found.boxes, Letterbox(1.0, 0.0, 0.0), (frame.width, frame.height), (src_w, src_h))
         found = Decoded(boxes, found.scores, found.class_ids)
         keep = np.ones(len(found), dtype=bool)
         if self.options.min_area > 0:
@@ -317,8 +470,12 @@ class Detector:
             lost_after_s=self.options.lost_after_s,
             min_hits=self.options.min_hits,
         )
+        self.motion = MotionBoxes()
+        self._last_full = float("-inf")
+        self._real_seen.clear()
         if self._camera_id is not None:
-            self._pool.detach(self.options.model, self._camera_id)
+            for model in {self.options.model, self.region_spec.name}:
+                self._pool.detach(model, self._camera_id)
         return findings
 
 
@@ -393,6 +550,9 @@ ANALYZER = AnalyzerType(
     name="detector",
     factory=create_detector,
     options_model=DetectorOptions,
-    models=lambda options: [options["model"]],
+    models=lambda options: [
+        options["model"],
+        *([options["region_model"]] if options.get("region_model") else []),
+    ],
     description="YOLO-family object detection with tracking, zones and masks",
 )

