@@ -59,6 +59,7 @@ MAX_DT = 5.0  # a gap longer than this (reconnect, pause) is not "seconds observ
 FLOW_MAX_DT = 1.0  # motion vectors only between frames this close
 MIN_SPEED = 0.5  # plane pixels per second: slower vectors carry no usable direction
 PRIOR_S = 60.0  # pseudo-seconds pulling a thin bucket towards the broader rate
+OBJECT_PRIOR_S = 5.0  # objects: a bucket's own history counts sooner (classes are sparse, hours distinct)
 STAT_PRIOR = 20.0  # pseudo-observations pulling a cell's magnitude/speed stats to the picture's
 DIR_MIN = 30.0  # directions seen in a cell before "which way" can be unusual
 SMOOTH = 0.5  # per-frame EMA of the cell surprise: a one-frame blip counts half
@@ -277,7 +278,7 @@ class NormalityModel:
         counts = self.objects.get(label)
         hits = counts[:, cell] if counts is not None else np.zeros(BUCKETS)
         overall = (hits.sum() + 0.5) / (seen.sum() + 1.0)
-        p = (hits[bucket] + PRIOR_S * overall) / (seen[bucket] + PRIOR_S)
+        p = (hits[bucket] + OBJECT_PRIOR_S * overall) / (seen[bucket] + OBJECT_PRIOR_S)
         return float(_log_surprise(np.asarray([p]))[0])
 
     def _regions(
@@ -442,13 +443,13 @@ def _pct(p: float) -> str:
     return f"{pct:.2g} %" if pct < 10 else f"{pct:.0f} %"
 
 
-def cell_of(box: Sequence[float], width: float, height: float) -> int:
-    """The grid cell of a box's bottom centre (where an object stands), box in stream pixels."""
-    x = (box[0] + box[2]) / 2 / max(width, 1)
-    y = box[3] / max(height, 1)
-    col = min(GRID_W - 1, max(0, int(x * GRID_W)))
-    row = min(GRID_H - 1, max(0, int(y * GRID_H)))
-    return row * GRID_W + col
+def cells_of(box: Sequence[float], width: float, height: float) -> list[int]:
+    """The grid cells a box (stream pixels) covers."""
+    c1 = min(GRID_W - 1, max(0, int(box[0] / max(width, 1) * GRID_W)))
+    c2 = min(GRID_W - 1, max(0, int(box[2] / max(width, 1) * GRID_W)))
+    r1 = min(GRID_H - 1, max(0, int(box[1] / max(height, 1) * GRID_H)))
+    r2 = min(GRID_H - 1, max(0, int(box[3] / max(height, 1) * GRID_H)))
+    return [r * GRID_W + c for r in range(r1, r2 + 1) for c in range(c1, c2 + 1)]
 
 
 class ModelStore:

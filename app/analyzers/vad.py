@@ -40,7 +40,7 @@ from app.analyzers.normality import (
     Judgement,
     ModelStore,
     NormalityModel,
-    cell_of,
+    cells_of,
     extract,
     grey_plane,
 )
@@ -72,6 +72,11 @@ class VadOptions(BaseModel):
     normality: bool = Field(True, description="learn what is normal for this camera (where/when/how)")
     learn_s: float = Field(
         3600.0, ge=1, le=30 * 86_400, description="seconds of video before the learned model alone decides"
+    )
+    objects: bool = Field(
+        False,
+        description="also learn object classes per cell and hour from the camera's detector (the VAD then "
+        "waits for the detector each frame, and is skipped when the detector is)",
     )
 
 
@@ -159,6 +164,8 @@ class VadAnalyzer:
         self._grey_t = 0.0
         self._saved_at = time.monotonic()
         self._saving: asyncio.Task[None] | None = None
+        if options.objects:
+            self.depends = ("detector",)  # the runner hands its observation over in `deps`
         ctx.pool.attach(options.model, ctx.camera_id)
         self._attached = True
 
@@ -189,7 +196,7 @@ class VadAnalyzer:
         if obs is None:
             return None
         w, h = frame.source_width, frame.source_height
-        return [(d.label, cell_of((d.x1, d.y1, d.x2, d.y2), w, h)) for d in obs.detections]
+        return [(d.label, c) for d in obs.detections for c in cells_of((d.x1, d.y1, d.x2, d.y2), w, h)]
 
     async def process(self, frame: Frame, deps: Mapping[str, Observation]) -> Observation:
         if not self.options.enabled:

@@ -165,3 +165,36 @@ def test_features_of_real_footage() -> None:
     f = extract(a, b, 0.2)
     assert f.active.shape == f.energy.shape == f.speed.shape == (CELLS,)
     assert f.active.any() and not f.active.all()
+
+
+class TestObjects:
+    async def test_a_person_at_an_hour_without_people_is_what_alerts(
+        self, pool: ResourcePool, settings: Settings
+    ) -> None:
+        """Persons seen on the path all day, none at night: a person there at 03:00 is 'what'."""
+        from app.analyzers.base import Detection, Observation
+
+        analyzer = create({"learn_s": 200, "objects": True}, AnalyzerContext(3, pool, settings))
+        assert analyzer.depends == ("detector",)
+        person = Detection(100, 150, 130, 230, 0.9, 0, "person")
+        seen = {"detector": Observation("detector", detections=(person,))}
+        empty = {"detector": Observation("detector")}
+        day, night = vf.day_start() + 10 * 3600, vf.day_start() + 3 * 3600
+        frames = vf.normal(400)
+        seq = 0
+        for i, image in enumerate(frames[:300]):  # 60 s of day with the person, then an empty night
+            seq += 1
+            await analyzer.process(Frame(3, seq, day + i * 0.2, image, *vf.SIZE), seen)
+        for i, image in enumerate(vf.still(720)):
+            seq += 1
+            await analyzer.process(Frame(3, seq, night + i * 5.0, image, *vf.SIZE), empty)
+        assert analyzer.model.learned_s > 3600
+        opened = []
+        for i, image in enumerate(vf.still(10)):
+            seq += 1
+            obs = await analyzer.process(Frame(3, seq, night + 3590 + i * 0.2, image, *vf.SIZE), seen)
+            opened += [f for f in obs.findings if f.phase == "open"]
+        analyzer.finish()
+        assert opened, "a person at night raised nothing"
+        region = opened[0].data["regions"][0]
+        assert region["component"] == "what" and region["reason"].startswith("what: a person here")
