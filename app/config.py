@@ -118,10 +118,22 @@ class Settings(BaseSettings):
             if not (isinstance(v, str) and not v.strip() and k not in _EMPTY_IS_A_VALUE)
         }
 
+    # Edge -> central forwarding (optional; off when forward_url is empty; docs/forwarding.md)
+    forward_url: str = ""  # the central Argus's base URL, e.g. https://central.example.com
+    forward_key: str = ""  # an API key of the central Argus
+    forward_name: str = Field("", pattern=r"^[\w.-]{0,40}$")  # this site's name there (default: host name)
+    forward_transport: Literal["websocket", "http"] = "websocket"  # http: batches (WebSockets blocked)
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute(cls, v: Path) -> Path:
         return v.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _forward_key(self) -> Settings:
+        if self.forward_url and not self.forward_key:
+            raise ValueError("ARGUS_FORWARD_URL needs ARGUS_FORWARD_KEY (an API key of the central Argus)")
+        return self
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
@@ -129,7 +141,7 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'argus.db'}"
         return self
 
-    @field_validator("public_url", "vlm_base_url", mode="after")
+    @field_validator("public_url", "vlm_base_url", "forward_url", mode="after")
     @classmethod
     def _service_url(cls, v: str, info: ValidationInfo) -> str:
         return validate_service_url(v, f"ARGUS_{str(info.field_name).upper()}")

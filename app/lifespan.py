@@ -29,6 +29,7 @@ from app.events.logger import AsyncEventLogger
 from app.events.stream import EventStreamHub
 from app.events.types import NewEvent, Phase
 from app.inference.pool import ResourcePool
+from app.integrations.forward import EdgeForwarder, default_name
 from app.integrations.mqtt.bridge import MqttBridge
 from app.integrations.vlm import VlmDescriber
 from app.kit.db import create_engine, create_sessionmaker
@@ -175,6 +176,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
             )
             parts["mqtt"] = mqtt
             bus.subscribe("mqtt", mqtt.consider)
+        # -- edge -> central forwarding (reads committed events back; the bus only nudges it) --
+        if settings.forward_url:
+            forwarder = await stack.enter_async_context(
+                EdgeForwarder(
+                    sessionmaker,
+                    url=settings.forward_url,
+                    key=settings.forward_key,
+                    name=settings.forward_name or default_name(),
+                    data_dir=settings.data_dir,
+                    transport=settings.forward_transport,
+                    public_url=settings.public_url,
+                )
+            )
+            parts["forward"] = forwarder
+            bus.subscribe("forward", forwarder.consider, direct=True)
         # -- cameras (manager: last to start, first to stop) --
         registry = AnalyzerRegistry()
         parts["registry"] = registry

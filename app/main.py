@@ -15,6 +15,8 @@ from app.auth.gate import BodyAuthGate
 from app.cameras.endpoints import router as cameras_router
 from app.config import Settings
 from app.errors import install_error_handler
+from app.events.edge_endpoints import router as edge_router
+from app.events.edge_endpoints import ws_router as edge_ws_router
 from app.events.endpoints import router as events_router
 from app.events.stream_endpoints import router as event_stream_router
 from app.health import router as health_router
@@ -54,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cameras_router)
     app.include_router(models_router)
     app.include_router(event_stream_router)  # before events: `/api/events/stream` is no event id
+    app.include_router(edge_router)
+    app.include_router(edge_ws_router)
     app.include_router(events_router)
     app.include_router(clips_router)
     app.include_router(recordings_router)

@@ -105,3 +105,13 @@ EVENT_STREAM_CUT = Counter(
     "Stream consumers cut off for reading too slowly (they resume)",
     registry=REGISTRY,
 )
+
+FORWARD_CONNECTED = Gauge(
+    "argus_forward_connected", "1 while connected to the central Argus", registry=REGISTRY
+)
+FORWARD_QUEUED = Gauge(
+    "argus_forward_queued", "Event changes not yet acknowledged by the central Argus", registry=REGISTRY
+)
+FORWARD_EVENTS = Counter(
+    "argus_forward_events", "Event changes acknowledged by the central Argus", registry=REGISTRY
+)

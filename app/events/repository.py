@@ -100,11 +100,23 @@ class EventRepository(RepositoryBase[Event]):
         stmt = stmt.order_by(Event.updated_at, Event.started_at, Event.id).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
 
+    async def count_changed_since(self, since: datetime) -> int:
+        found = await self.session.execute(
+            select(func.count()).select_from(Event).where(Event.updated_at > since)
+        )
+        return int(found.scalar_one())
+
     async def existing_ids(self, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()
         found = await self.session.execute(select(Event.id).where(Event.id.in_(ids)))
         return set(found.scalars())
+
+    async def camera_names(self, ids: set[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        found = await self.session.execute(select(Camera.id, Camera.name).where(Camera.id.in_(ids)))
+        return {row_id: name for row_id, name in found.all()}
 
     async def camera_exists(self, camera_id: int) -> bool:
         found = await self.session.execute(select(Camera.id).where(Camera.id == camera_id))
