@@ -5,9 +5,16 @@ camera, and alerts there once. The HTTP batch fallback. The central endpoints' r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
-from collections.abc import AsyncIterator
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +36,8 @@ from app.models import Event
 from tests.conftest import API_KEY, AUTH, make_settings
 from tests.support.server import free_port
 from tests.support.webhook_receiver import WebhookReceiver
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Central:
@@ -240,3 +249,67 @@ def _async(predicate: Any) -> Any:
         return bool(predicate())
 
     return check
+
+
+@contextmanager
+def edge_process(data_dir: Path, central_url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """`argus serve` forwarding to `central_url`; yields once it answers."""
+    env = {
+        **os.environ,
+        "ARGUS_DATA_DIR": str(data_dir),
+        "ARGUS_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'argus.db'}",
+        "ARGUS_API_KEYS": API_KEY,
+        "ARGUS_LOG_LEVEL": "warning",
+        "ARGUS_FORWARD_URL": central_url,
+        "ARGUS_FORWARD_KEY": API_KEY,
+        "ARGUS_FORWARD_NAME": "site-k",
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = (data_dir / "edge.log").open("ab")
+    command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (data_dir / "edge.log").read_text()[-2000:]
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "edge did not start"
+            time.sleep(0.1)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(15)
+
+
+class TestEdgeCrash:
+    @pytest.mark.slow
+    async def test_kill_9_mid_burst_loses_nothing_committed(self, central: Central, tmp_path: Path) -> None:
+        port = free_port()
+        accepted: list[str] = []
+        with edge_process(tmp_path / "edge-k", central.url, port) as proc:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as client:
+                for i in range(400):
+                    if i == 150:
+                        os.kill(proc.pid, signal.SIGKILL)  # mid-burst: some committed, some in flight
+                    try:
+                        r = await client.post("/api/events", json={"type": "door", "severity": "high"})
+                    except httpx.TransportError:
+                        break
+                    if r.status_code == 202:
+                        accepted.append(r.json()["id"])
+            proc.wait(10)
+        assert len(accepted) >= 150
+        before = len(set(accepted) & {r.id for r in await central.rows()})
+        print(f"kill -9 after {len(accepted)} accepted events, {before} of them at central")
+        with edge_process(tmp_path / "edge-k", central.url, port):
+            wanted = set(accepted)
+
+            async def all_there() -> bool:
+                return wanted <= {r.id for r in await central.rows()}
+
+            await until(all_there, timeout=60, what="every event the edge answered 202 at central")
+        rows = [r for r in await central.rows() if r.id in wanted]
+        assert len(rows) == len(wanted) and all(r.source == "edge:site-k" for r in rows)
