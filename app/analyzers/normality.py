@@ -66,6 +66,7 @@ SMOOTH = 0.5  # per-frame EMA of the cell surprise: a one-frame blip counts half
 MAX_SURPRISE = 6.0
 REGION_FLOOR = 1.5  # cells at least this surprising join a region
 EXCESS_FLOOR = 2.0  # a region's score adds up its cells' surprise beyond this (1 % of the time)
+MUTE_CALM = 25  # frames (5 s at 5 FPS) a muted cell must stay calm before it may alert again
 SLOW_WEIGHT = 0.05  # learning weight of cells inside an open anomaly: a long one is absorbed slowly
 COUNT_CAP_S = (
     30 * 86_400.0
@@ -179,12 +180,12 @@ class NormalityModel:
     energy: np.ndarray = field(default_factory=lambda: np.zeros((3, CELLS)))  # n, sum, sum sq of log
     speed: np.ndarray = field(default_factory=lambda: np.zeros((3, CELLS)))
     directions: np.ndarray = field(default_factory=lambda: np.zeros((CELLS, N_DIRS)))
-    pace: np.ndarray = field(default_factory=lambda: np.zeros(3))  # the frame's mean log speed: n, sum, sq
+    pace: np.ndarray = field(default_factory=lambda: np.zeros(3))  # the frame's median log speed: n, sum, sq
     objects: dict[str, np.ndarray] = field(default_factory=dict)  # class -> seconds seen [BUCKETS, CELLS]
     object_seen: np.ndarray = field(default_factory=lambda: np.zeros(BUCKETS))  # seconds the detector ran
     learned_s: float = 0.0
     _smooth: np.ndarray = field(default_factory=lambda: np.zeros(CELLS))
-    _muted: np.ndarray = field(default_factory=lambda: np.zeros(CELLS, bool))
+    _muted: np.ndarray = field(default_factory=lambda: np.zeros(CELLS))  # calm frames left before unmuting
 
     # -- rates --
 
@@ -221,6 +222,7 @@ class NormalityModel:
         bucket = bucket_of(t)
         surprise = np.zeros((len(COMPONENTS), CELLS))
         act = f.active
+        muted = self._muted > 0
         if self.seen.sum() > 0 and act.any():
             rate = self.activity_rate(bucket)
             overall = self.overall_rate()
@@ -236,8 +238,8 @@ class NormalityModel:
             has_v = ~np.isnan(f.speed)
             z = np.where(has_v, (np.log(np.where(has_v, f.speed, 1.0)) - mean) / std, 0.0)
             surprise[3] = _tail(z) * has_v
-            # everyone a little faster is surer than one cell much faster: the frame's mean pace
-            pace = self._pace_surprise(f, has_v)
+            # everyone a little faster is surer than one cell much faster: the frame's median pace
+            pace = self._pace_surprise(f, has_v & ~muted)
             surprise[3] = np.where(has_v & (z > 0), np.maximum(surprise[3], pace), surprise[3])
             surprise[4] = self._direction_surprise(f)
         for label, cell in objects:
@@ -245,8 +247,11 @@ class NormalityModel:
         cell_surprise = surprise.max(axis=0)
         component = surprise.argmax(axis=0)
         self._smooth = SMOOTH * self._smooth + (1 - SMOOTH) * cell_surprise
-        self._muted &= self._smooth >= REGION_FLOOR  # an accepted change stays muted until it calms down
-        smooth = np.where(self._muted, 0.0, self._smooth)
+        # an accepted change stays muted until it has been calm for MUTE_CALM frames in a row
+        self._muted = np.where(
+            muted & (self._smooth >= REGION_FLOOR), MUTE_CALM, np.maximum(self._muted - 1, 0)
+        )
+        smooth = np.where(muted, 0.0, self._smooth)
         regions = self._regions(smooth, component, surprise, f, bucket, objects)
         score = max((r.score for r in regions), default=0.0)
         return Judgement(score, regions, smooth, component)
@@ -257,7 +262,7 @@ class NormalityModel:
             return 0.0
         mean = s / n
         std = math.sqrt(max(ss / n - mean * mean, 0.0)) + 0.05
-        z = (float(np.log(f.speed[has_v]).mean()) - mean) / std
+        z = (float(np.median(np.log(f.speed[has_v]))) - mean) / std
         return float(_tail(np.asarray([z]))[0])
 
     def _direction_surprise(self, f: Features) -> np.ndarray:
@@ -347,7 +352,7 @@ class NormalityModel:
 
     def mute(self, cells: np.ndarray) -> None:
         """Accept the current change as the new normal: these cells stop alerting until they calm down."""
-        self._muted |= cells
+        self._muted = np.where(cells, MUTE_CALM, self._muted)
 
     # -- learning --
 
@@ -367,7 +372,7 @@ class NormalityModel:
         has_v = ~np.isnan(f.speed)
         _accumulate(self.speed, np.log(np.where(has_v, f.speed, 1.0)), has_v * w)
         if has_v.sum() >= 2:
-            pace = float(np.log(f.speed[has_v]).mean())
+            pace = float(np.median(np.log(f.speed[has_v])))
             _accumulate(self.pace, np.asarray(pace), np.asarray(float(w[has_v].min())))
         has_d = f.direction >= 0
         cells = np.flatnonzero(has_d)

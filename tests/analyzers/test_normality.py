@@ -111,6 +111,28 @@ class TestOnRealFootage:
         assert x1 < 0.5 and y2 > 0.6  # the lawn at the bottom left (its path: x 0..0.5, y 0.62..0.96)
 
 
+class TestLastingChange:
+    async def test_a_lasting_change_is_one_event_then_accepted(
+        self, pool: ResourcePool, settings: Settings
+    ) -> None:
+        """Something new that stays (a light left blinking on the lawn): one event, closed at max_duration_s,
+        then its cells stay muted while it lasts instead of reopening an event every frame."""
+        analyzer = learned_vad(pool, settings, max_duration_s=20)
+        t0 = vf.day_start(1) + 10 * 3600
+        frames = [f.copy() for f in vf.normal(400, 1000)]
+        for i, frame in enumerate(frames):  # a light left blinking on the lawn
+            if i % 2:
+                frame[170:230, 0:120] = np.clip(frame[170:230, 0:120].astype(np.int16) + 70, 0, 255)
+        run = await vf.play(analyzer, [vf.Segment("lasting", frames, t0)])
+        analyzer.finish()
+        first, *later = run.episodes
+        assert first.closed is not None and first.closed - first.opened >= 20  # closed as max_duration
+        blink = first.regions[0]["box"]
+        assert blink[0] == 0 and blink[3] == 1  # the lawn at the bottom left
+        # then the blinking cells are accepted: nothing later is about them (pedestrians elsewhere may be)
+        assert all(r["box"] != blink for e in later for r in e.regions[:1]), [e.regions[:1] for e in later]
+
+
 class TestPersistence:
     async def test_the_model_survives_a_restart(self, pool: ResourcePool, settings: Settings) -> None:
         first = create({"learn_s": 60}, AnalyzerContext(1, pool, settings))
