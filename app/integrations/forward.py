@@ -37,7 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.events.repository import ChangeKey, EventFilter, EventRepository, change_key
 from app.events.types import NewEvent
 from app.kit.backoff import Backoff
-from app.kit.redact import mask_text, mask_url
+from app.kit.link import Link
+from app.kit.redact import mask_url
 from app.kit.tasks import cancel_and_wait, spawn
 from app.metrics import FORWARD_CONNECTED, FORWARD_EVENTS, FORWARD_QUEUED
 from app.models import Event
@@ -114,19 +115,16 @@ class EdgeForwarder:
         self._transport_kind = transport
         self._public_url = public_url.rstrip("/")
         self._poll_s = poll_s
-        self._backoff = backoff or Backoff(initial=1.0, cap=30.0, jitter=0.2)
         self._ack_timeout_s = ack_timeout_s
         self._position_file = data_dir / "forward-position.json"
         self._position: ChangeKey | None = None
         self._wake = asyncio.Event()
         self._frame = 0
         self._task: asyncio.Task[Any] | None = None
-        self.connected = False
+        self.link = Link(mask_url(self._url), log, FORWARD_CONNECTED, backoff)
         self.forwarded = 0
         self.rejected = 0
-        self.reconnects = 0
         self.queued = 0
-        self.last_error: str | None = None
 
     async def __aenter__(self) -> Self:
         self._position = self._load_position()
@@ -141,7 +139,7 @@ class EdgeForwarder:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await cancel_and_wait(self._task)
-        FORWARD_CONNECTED.set(0)
+        self.link.down()
         log.info("forwarder stopped (%d forwarded)", self.forwarded)
 
     def consider(self, event: NewEvent) -> None:
@@ -156,18 +154,15 @@ class EdgeForwarder:
             while True:
                 try:
                     async with self._connect() as transport:
-                        self._connected()
+                        self.link.up()
                         await self._pump(transport)
-                except ForwardRejected as exc:  # raised only outside a frame: treat as an outage
-                    self._lost(exc)
                 except (OSError, TimeoutError, httpx.HTTPError, websockets.WebSocketException) as exc:
-                    self._lost(exc)  # ConnectionError is an OSError
+                    self.link.lost(exc)  # ConnectionError is an OSError
                 finally:
-                    self.connected = False
-                    FORWARD_CONNECTED.set(0)
+                    self.link.down()
                 with contextlib.suppress(Exception):  # the database may be what is failing
                     await self._update_queued()
-                await asyncio.sleep(self._backoff.next_delay())
+                await asyncio.sleep(self.link.next_delay())
         finally:
             log.info("forward loop exited")
 
@@ -281,19 +276,9 @@ class EdgeForwarder:
 
     # -- state --
 
-    def _connected(self) -> None:
-        self.connected = True
-        self._backoff.reset()
-        FORWARD_CONNECTED.set(1)
-        log.info("forwarding connected to %s", mask_url(self._url))
-
-    def _lost(self, exc: BaseException) -> None:
-        error = mask_text(f"{type(exc).__name__}: {exc}")[:ERROR_MAX]
-        if self.connected or error != self.last_error:
-            log.warning("forwarding to %s: %s (retrying with backoff)", mask_url(self._url), error)
-        if self.connected:
-            self.reconnects += 1
-        self.last_error = error
+    @property
+    def connected(self) -> bool:
+        return self.link.connected
 
     def stats(self) -> dict[str, Any]:
         behind = None
@@ -303,11 +288,11 @@ class EdgeForwarder:
             "url": mask_url(self._url),
             "name": self.name,
             "transport": self._transport_kind,
-            "connected": self.connected,
+            "connected": self.link.connected,
             "forwarded": self.forwarded,
             "queued": self.queued,
             "rejected": self.rejected,
-            "reconnects": self.reconnects,
+            "reconnects": self.link.reconnects,
             "position_age_s": behind,
-            "last_error": self.last_error,
+            "last_error": self.link.last_error,
         }

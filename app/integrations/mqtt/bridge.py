@@ -35,7 +35,7 @@ from app.integrations.mqtt.topics import (
     sensor_leaf,
 )
 from app.kit.backoff import Backoff
-from app.kit.redact import mask_text
+from app.kit.link import Link
 from app.kit.tasks import cancel_and_wait, spawn
 from app.metrics import MQTT_CONNECTED, MQTT_MESSAGES, MQTT_QUEUED
 
@@ -44,7 +44,6 @@ log = logging.getLogger("argus.mqtt")
 ListCameras = Callable[[], Awaitable[list[CameraInfo] | None]]  # None: not known yet
 SetEnabled = Callable[[int, bool], Awaitable[None]]
 OPEN_EVENTS_MAX = 4096  # `before` bodies kept for events still open (bounded: a close may never come)
-ERROR_MAX = 300
 
 
 class MqttBridge:
@@ -68,7 +67,6 @@ class MqttBridge:
         self._data_dir = data_dir
         self._public_url = public_url.rstrip("/")
         self._poll_s = poll_s
-        self._backoff = backoff or Backoff(initial=1.0, cap=30.0, jitter=0.2)
         self._ack_timeout_s = ack_timeout_s
         self._drain_upstream = drain_upstream
         self._queue = MessageQueue(options.queue_max)
@@ -80,12 +78,10 @@ class MqttBridge:
         self._snapshots: dict[int, str] = {}  # camera -> snapshot path last published
         self._refreshed_at = 0.0
         self._refresh_lock = asyncio.Lock()
-        self._connected = False
+        self.link = Link(options.masked_url, log, MQTT_CONNECTED, backoff)
         self._overflowing = False
         self.published = 0
-        self.reconnects = 0
         self.commands = 0
-        self.last_error: str | None = None
         self._conn_task: asyncio.Task[Any] | None = None
         self._poll_task: asyncio.Task[Any] | None = None
 
@@ -105,13 +101,13 @@ class MqttBridge:
             except Exception:
                 log.exception("mqtt: bus did not drain before stop")
         self._put_retained(self.topics.available, b"offline")
-        if self._connected:
+        if self.link.connected:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.wait_empty(), self._ack_timeout_s)
         if pending := len(self._queue):
             log.warning("mqtt: %d message(s) not published before stop (broker unreachable)", pending)
         await cancel_and_wait(self._conn_task)
-        MQTT_CONNECTED.set(0)
+        self.link.down()
         log.info("mqtt bridge stopped (%d published)", self.published)
 
     # -- bus side (a queued subscriber: may await, never blocks the publisher) --
@@ -263,11 +259,10 @@ class MqttBridge:
                     async with self._client() as client:
                         await self._serve(client)
                 except aiomqtt.MqttError as exc:
-                    self._lost(exc)
+                    self.link.lost(exc)
                 finally:
-                    self._connected = False
-                    MQTT_CONNECTED.set(0)
-                await asyncio.sleep(self._backoff.next_delay())
+                    self.link.down()
+                await asyncio.sleep(self.link.next_delay())
         finally:
             log.info("mqtt connection loop exited")
 
@@ -288,11 +283,8 @@ class MqttBridge:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         await client.subscribe(self.topics.enabled_set_filter, qos=1)
-        self._connected = True
+        self.link.up()
         self._overflowing = False
-        self._backoff.reset()
-        MQTT_CONNECTED.set(1)
-        log.info("mqtt connected to %s", self.options.masked_url)
         self._queue.put(Message(self.topics.available, b"online", True, latest_only=True), front=True)
         self._retained[self.topics.available] = b"online"
         for topic, payload in self._retained.items():  # a broker without persistence forgot them
@@ -324,28 +316,20 @@ class MqttBridge:
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
             await self._command(str(message.topic), payload)
 
-    def _lost(self, exc: BaseException) -> None:
-        error = mask_text(f"{type(exc).__name__}: {exc}")[:ERROR_MAX]
-        if self._connected or error != self.last_error:
-            log.warning("mqtt: %s: %s (retrying with backoff)", self.options.masked_url, error)
-        if self._connected:
-            self.reconnects += 1
-        self.last_error = error
-
     @property
     def connected(self) -> bool:
-        return self._connected
+        return self.link.connected
 
     def stats(self) -> dict[str, Any]:
         return {
             "url": self.options.masked_url,
-            "connected": self._connected,
+            "connected": self.link.connected,
             "queued": len(self._queue),
             "dropped": self._queue.dropped,
             "published": self.published,
-            "reconnects": self.reconnects,
+            "reconnects": self.link.reconnects,
             "commands": self.commands,
-            "last_error": self.last_error,
+            "last_error": self.link.last_error,
         }
 
 
