@@ -59,7 +59,9 @@ class VadOptions(BaseModel):
 
     enabled: bool = True
     model: str = BUILTIN_MODEL
-    threshold: float = Field(3.0, gt=0, le=100, description="z-score over the camera's running mean")
+    threshold: float = Field(
+        3.0, gt=0, le=100, description="motion z-score while learning, then learned rarity (3: 1 in 1000)"
+    )
     warmup_frames: int = Field(25, ge=2, le=100_000, description="frames that only learn the scene")
     min_duration_s: float = Field(0.0, ge=0, le=60, description="over threshold this long before opening")
     hold_s: float = Field(2.0, ge=0, le=600, description="under threshold this long before closing")

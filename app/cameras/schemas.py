@@ -32,7 +32,9 @@ class VadOptions(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
     enabled: bool = True
-    threshold: float = Field(3.0, gt=0, le=100, description="z-score over the camera's running mean")
+    threshold: float = Field(
+        3.0, gt=0, le=100, description="motion z-score while learning, then learned rarity (3: 1 in 1000)"
+    )
 
     @model_validator(mode="after")
     def _bounded_extras(self) -> VadOptions:
