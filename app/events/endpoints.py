@@ -96,8 +96,11 @@ async def get_event(event_id: EventId, session: SessionDep, _: ApiKeyDep) -> Res
     },
 )
 async def get_snapshot(event_id: EventId, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep) -> Response:
-    row = await _get(session, event_id)
-    data = await load_snapshot(rt.settings.data_dir, row.snapshot_path)
+    # The live feed announces an event as soon as its snapshot is written, before the logger's flush
+    # stores the row: the not-yet-committed version is asked first (then the row, once it is committed).
+    pending = rt.event_logger.pending(event_id)
+    path = pending.snapshot_path if pending is not None else (await _get(session, event_id)).snapshot_path
+    data = await load_snapshot(rt.settings.data_dir, path)
     if data is None:
         raise NotFound("snapshot of event", event_id)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})

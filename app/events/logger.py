@@ -109,6 +109,7 @@ class AsyncEventLogger:
         self._retry_max = retry_max_s
         self._shutdown_timeout = shutdown_timeout_s
         self._buffer: list[NewEvent] = []
+        self._writing: list[NewEvent] = []  # the batch taken from the buffer, until it is committed
         self._oldest_at = time.monotonic()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -201,6 +202,16 @@ class AsyncEventLogger:
     ) -> None:
         await self.stop()
 
+    def pending(self, event_id: str) -> NewEvent | None:
+        """The newest version of an event logged but not committed yet (None once it is in the database).
+
+        An event reaches the live feed before the logger's next flush; its snapshot is already on disk, so
+        `/snapshot.jpg` can serve it from here instead of a 404 until the row lands."""
+        for event in itertools.chain(reversed(self._buffer), reversed(self._writing)):
+            if event.id == event_id:
+                return event
+        return None
+
     @property
     def write_error(self) -> str | None:
         """Why the database refuses the buffer's writes right now (None while they succeed)."""
@@ -288,7 +299,7 @@ class AsyncEventLogger:
             await self._replay_spills()
         if not self._buffer:
             return
-        batch = self._take_all()
+        batch = self._writing = self._take_all()
         started = time.perf_counter()
         try:
             rows = await self._write(batch)
@@ -296,6 +307,8 @@ class AsyncEventLogger:
             self._buffer[:0] = batch  # back in front: older than anything logged meanwhile
             LOGGER_BUFFER.set(len(self._buffer))
             raise
+        finally:
+            self._writing = []
         LOGGER_FLUSH.observe(time.perf_counter() - started)
         self.flushed += rows
         self.flushes += 1
