@@ -36,7 +36,7 @@ class Mosquitto:
     """A private broker on a free port with persistence, so a restart keeps persistent sessions (like a
     production broker). `stop()` is a clean SIGTERM (state saved), `start()` brings it back on the port."""
 
-    def __init__(self, workdir: Path, *, users: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, *, users: dict[str, str] | None = None, tls: bool = False) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             message = "the mosquitto binary is not installed (apt-get install mosquitto)"
@@ -56,6 +56,14 @@ class Mosquitto:
             lines += ["allow_anonymous false", f"password_file {passwd}"]
         else:
             lines.append("allow_anonymous true")
+        self.ca_file: Path | None = None
+        if tls:  # a CA of its own and a server certificate for 127.0.0.1: `ca_file` is what clients trust
+            self.ca_file = make_certificates(self.dir)
+            lines += [
+                f"cafile {self.ca_file}",
+                f"certfile {self.dir / 'server.crt'}",
+                f"keyfile {self.dir / 'server.key'}",
+            ]
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
         self._proc: subprocess.Popen[bytes] | None = None
@@ -86,6 +94,60 @@ class Mosquitto:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def make_certificates(directory: Path) -> Path:
+    """A throwaway CA and a server certificate for IP 127.0.0.1 signed by it (openssl); returns the CA."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=argus test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    )
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    )
+    return directory / "ca.crt"
 
 
 @dataclass(frozen=True)

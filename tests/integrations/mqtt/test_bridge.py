@@ -170,6 +170,20 @@ class TestCredentials:
         assert "hunter2" not in json.dumps(good.stats())
 
 
+class TestTls:
+    async def test_mqtts_with_a_private_ca_connects_and_without_it_is_refused(self, tmp_path: Path) -> None:
+        with Mosquitto(tmp_path / "tls", tls=True) as broker:
+            url = f"mqtts://127.0.0.1:{broker.port}"
+            trusted = replace(parse_mqtt_url(url), ca_file=broker.ca_file)
+            async with bridge_for(trusted, Cameras(), tmp_path) as bridge:
+                await _until(lambda: bridge.published > 0)
+                assert bridge.connected
+            untrusted = bridge_for(parse_mqtt_url(url), Cameras(), tmp_path)  # the system's CAs only
+            async with untrusted:
+                await _until(lambda: untrusted.stats()["last_error"] is not None)
+        assert "certificate" in untrusted.stats()["last_error"].lower() and not untrusted.connected
+
+
 class TestCommands:
     async def test_enabled_set_switches_the_camera_and_echoes_its_state(
         self, broker: Mosquitto, tmp_path: Path
