@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     analysis_width: int = Field(320, ge=32)  # analysed frames are converted at this width, not full size
     ring_max_mb: int = Field(64, ge=1)  # per camera: the packet ring's byte bound (pre-roll for clips)
     gate_hold_s: float = Field(5.0, gt=0)  # decode=gated: keep decoding this long after the last motion
-    gate_min_hint_bytes: int = Field(600, ge=0)  # a P-frame smaller than this never hints at motion
+    gate_min_hint_bytes: int = Field(400, ge=0)  # a P-frame smaller than this never hints at motion
+    gate_calm_check_s: float = Field(30.0, gt=0)  # informative packet sizes: a keyframe checked this often
     decode_threads: int = Field(1, ge=0, le=16)  # FFmpeg decoder threads per camera (0 = FFmpeg decides)
     media_dir: Path | None = None  # local video files usable as cameras (demo, tests); default DATA_DIR/media
 
@@ -123,6 +124,7 @@ class Settings(BaseSettings):
     forward_key: str = ""  # an API key of the central Argus
     forward_name: str = Field("", pattern=r"^[\w.-]{0,40}$")  # this site's name there (default: host name)
     forward_transport: Literal["websocket", "http"] = "websocket"  # http: batches (WebSockets blocked)
+    forward_media: Literal["links", "snapshots"] = "links"  # snapshots: each event's JPEG goes along
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -95,7 +95,7 @@ class GateStats:
 
 
 class ActivityGate:
-    def __init__(self, hold_s: float = 5.0, min_hint_bytes: int = 600, informative_check_s: float = 10.0):
+    def __init__(self, hold_s: float = 5.0, min_hint_bytes: int = 400, informative_check_s: float = 30.0):
         self.hold_s = hold_s
         self.min_hint_bytes = min_hint_bytes
         self.informative_check_s = informative_check_s

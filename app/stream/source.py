@@ -176,7 +176,11 @@ class StreamSource:
         self.decoded = RateMeter()
         self.byte_rate = SumMeter()
         self.ring = PacketRing(camera_id, pre_roll_s, settings.ring_max_mb * 1024 * 1024)
-        self.activity = ActivityGate(hold_s=settings.gate_hold_s, min_hint_bytes=settings.gate_min_hint_bytes)
+        self.activity = ActivityGate(
+            hold_s=settings.gate_hold_s,
+            min_hint_bytes=settings.gate_min_hint_bytes,
+            informative_check_s=settings.gate_calm_check_s,
+        )
         self._m_frames = FRAMES_IN.labels(label)
         self._m_reconnects = RECONNECTS.labels(label)
         self._m_up = CAMERA_UP.labels(label)

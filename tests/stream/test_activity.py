@@ -43,7 +43,7 @@ class TestPacketHint:
         run_calm_vbr(gate, 12)
         assert gate.informative
         assert gate.state is GateState.CALM
-        assert gate.stats.checks <= 2, "with an informative hint, keyframes are checked every 10 s only"
+        assert gate.stats.checks <= 2, "with an informative hint, keyframes are checked every 30 s only"
 
     def test_a_large_p_frame_starts_a_probe_confirmed_in_pixels(self) -> None:
         gate = ActivityGate()
