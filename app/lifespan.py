@@ -186,6 +186,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
                     name=settings.forward_name or default_name(),
                     data_dir=settings.data_dir,
                     transport=settings.forward_transport,
+                    media=settings.forward_media,
                     public_url=settings.public_url,
                 )
             )

@@ -10,7 +10,10 @@ on as an update or a close, so a resend never raises a second alert.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator
@@ -20,6 +23,7 @@ from app.errors import ArgusError
 from app.events.ingest import IngestCommitter, IngestUnavailable
 from app.events.repository import EventRepository
 from app.events.schemas import MAX_DATA_BYTES, EventType
+from app.events.snapshots import save_snapshot
 from app.events.types import NewEvent, Phase, Severity
 from app.kit.schemas import IsoDateTime, Schema, json_limits
 
@@ -45,6 +49,11 @@ class ForwardedEvent(Schema):
     data: Annotated[dict[str, Any], json_limits(MAX_DATA_BYTES)] = Field(default_factory=dict)
     snapshot_url: str | None = Field(None, max_length=2048, description="on the edge")
     clip_url: str | None = Field(None, max_length=2048, description="on the edge")
+    snapshot_jpeg: str | None = Field(
+        None,
+        max_length=2_800_000,
+        description="the snapshot itself, base64 (edges with ARGUS_FORWARD_MEDIA=snapshots)",
+    )
 
     @field_validator("started_at", "ended_at")
     @classmethod
@@ -86,7 +95,7 @@ class BatchStored(Schema):
     rejected: int = Field(description="Events the database refused for their content (logged)")
 
 
-def to_new_event(edge: str, f: ForwardedEvent, known: bool) -> NewEvent:
+def to_new_event(edge: str, f: ForwardedEvent, known: bool, snapshot_path: str | None = None) -> NewEvent:
     phase = Phase.close if f.ended_at is not None else Phase.update if known else Phase.open
     origin = {"name": edge, "camera_id": f.camera_id, "camera": f.camera}
     origin |= {k: v for k, v in (("snapshot_url", f.snapshot_url), ("clip_url", f.clip_url)) if v}
@@ -100,6 +109,7 @@ def to_new_event(edge: str, f: ForwardedEvent, known: bool) -> NewEvent:
         score=f.score,
         description=f.description,
         source=f"edge:{edge}"[:32],
+        snapshot_path=snapshot_path,
         data={**f.data, "edge": origin},
         phase=phase,
     )
@@ -108,6 +118,7 @@ def to_new_event(edge: str, f: ForwardedEvent, known: bool) -> NewEvent:
 async def store_forwarded(
     sessionmaker: async_sessionmaker[AsyncSession],
     ingest: IngestCommitter,
+    data_dir: Path,
     edge: str,
     events: list[ForwardedEvent],
 ) -> BatchStored:
@@ -115,8 +126,10 @@ async def store_forwarded(
     keeps them and retries). A row the database refuses for its content is counted, not retried."""
     async with sessionmaker() as session:
         known = await EventRepository(session).existing_ids([f.id for f in events])
+    snapshots = {f.id: await _save_snapshot(data_dir, f) for f in events if f.snapshot_jpeg}
     results = await asyncio.gather(
-        *(ingest.submit(to_new_event(edge, f, f.id in known)) for f in events), return_exceptions=True
+        *(ingest.submit(to_new_event(edge, f, f.id in known, snapshots.get(f.id))) for f in events),
+        return_exceptions=True,
     )
     for result in results:
         if isinstance(result, IngestUnavailable):
@@ -125,3 +138,15 @@ async def store_forwarded(
             raise result
     rejected = sum(isinstance(r, ArgusError) for r in results)
     return BatchStored(stored=len(events) - rejected, rejected=rejected)
+
+
+async def _save_snapshot(data_dir: Path, f: ForwardedEvent) -> str | None:
+    """The forwarded JPEG under this server's snapshots (so /api/events/{id}/snapshot.jpg serves it);
+    anything that is not a JPEG is ignored."""
+    try:
+        jpeg = base64.b64decode(f.snapshot_jpeg or "", validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if not jpeg.startswith(b"\xff\xd8"):
+        return None
+    return await save_snapshot(data_dir, f.id, None, jpeg, at=f.started_at)

@@ -75,7 +75,7 @@ ws_router = APIRouter()
     },
 )
 async def store_batch(body: EventBatch, rt: RuntimeDep, _: ApiKeyDep) -> BatchStored:
-    return await store_forwarded(rt.sessionmaker, rt.ingest, body.edge, body.events)
+    return await store_forwarded(rt.sessionmaker, rt.ingest, rt.settings.data_dir, body.edge, body.events)
 
 
 class _Hello(BaseModel):
@@ -137,7 +137,7 @@ async def _store_frame(rt: Any, edge: str, text: str) -> dict[str, Any] | None:
     if len(frame.events) > MAX_BATCH:
         return {"type": "nack", "frame": frame.frame, "error": f"at most {MAX_BATCH} events a frame"}
     try:
-        stored = await store_forwarded(rt.sessionmaker, rt.ingest, edge, frame.events)
+        stored = await store_forwarded(rt.sessionmaker, rt.ingest, rt.settings.data_dir, edge, frame.events)
     except IngestUnavailable:
         return None
     return {"type": "ack", "frame": frame.frame, **stored.model_dump()}

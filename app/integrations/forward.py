@@ -16,6 +16,7 @@ gets their links (absolute when ARGUS_PUBLIC_URL is set).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gzip
 import json
@@ -35,6 +36,7 @@ import websockets
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.events.repository import ChangeKey, EventFilter, EventRepository, change_key
+from app.events.snapshots import load_snapshot
 from app.events.types import NewEvent
 from app.kit.backoff import Backoff
 from app.kit.link import Link
@@ -44,7 +46,10 @@ from app.metrics import FORWARD_CONNECTED, FORWARD_EVENTS, FORWARD_QUEUED
 from app.models import Event
 
 log = logging.getLogger("argus.forward")
-FRAME = 200  # events per frame (and per database page)
+FRAME = 200  # events per frame at most (and per database page)
+WS_FRAME_BYTES = 3 * 1024 * 1024  # the central side takes frames of up to 4 MB
+HTTP_FRAME_BYTES = 700 * 1024  # a batch body of up to ARGUS_MAX_BODY_BYTES (1 MB by default) there
+MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024  # a larger snapshot is sent as a link only
 SLACK_S = 2.0  # rows committed up to this much out of time order are still found
 ERROR_MAX = 300
 
@@ -103,6 +108,7 @@ class EdgeForwarder:
         name: str,
         data_dir: Path,
         transport: Literal["websocket", "http"] = "websocket",
+        media: Literal["links", "snapshots"] = "links",
         public_url: str = "",
         poll_s: float = 1.0,
         backoff: Backoff | None = None,
@@ -113,6 +119,10 @@ class EdgeForwarder:
         self._key = key
         self.name = name
         self._transport_kind = transport
+        self._media = media
+        self._data_dir = data_dir
+        # a frame must fit the central side's limits: a WebSocket message, or ARGUS_MAX_BODY_BYTES (1 MB)
+        self._frame_bytes = HTTP_FRAME_BYTES if transport == "http" else WS_FRAME_BYTES
         self._public_url = public_url.rstrip("/")
         self._poll_s = poll_s
         self._ack_timeout_s = ack_timeout_s
@@ -194,7 +204,9 @@ class EdgeForwarder:
                 rows, names = await self._read(since, after)
                 fresh = [r for r in rows if sent.get(r.id) != r.updated_at]
                 if fresh:
-                    await self._send(transport, [self._payload(r, names) for r in fresh])
+                    payloads = [await self._payload(r, names, with_snapshot=r.id not in sent) for r in fresh]
+                    for chunk in _chunks(payloads, self._frame_bytes):
+                        await self._send(transport, chunk)
                     sent.update((r.id, r.updated_at) for r in fresh)
                 if rows:
                     after = change_key(rows[-1])
@@ -235,9 +247,11 @@ class EdgeForwarder:
             self.queued = await EventRepository(session).count_changed_since(self._position[0])
         FORWARD_QUEUED.set(self.queued)
 
-    def _payload(self, row: Event, names: dict[int, str]) -> dict[str, Any]:
+    async def _payload(self, row: Event, names: dict[int, str], *, with_snapshot: bool) -> dict[str, Any]:
+        """The row as the central side stores it; with media="snapshots", the JPEG too (base64), the
+        first time this connection sends the event."""
         link = f"{self._public_url}/api/events/{row.id}"
-        return {
+        payload = {
             "id": row.id,
             "camera_id": row.camera_id,
             "camera": names.get(row.camera_id) if row.camera_id is not None else None,
@@ -251,6 +265,11 @@ class EdgeForwarder:
             "snapshot_url": f"{link}/snapshot.jpg" if row.snapshot_path else None,
             "clip_url": f"{link}/clip.mp4" if row.clip_path else None,
         }
+        if self._media == "snapshots" and with_snapshot and row.snapshot_path:
+            jpeg = await load_snapshot(self._data_dir, row.snapshot_path)
+            if jpeg and len(jpeg) <= MAX_SNAPSHOT_BYTES:
+                payload["snapshot_jpeg"] = base64.b64encode(jpeg).decode()
+        return payload
 
     # -- position (durable) --
 
@@ -296,3 +315,17 @@ class EdgeForwarder:
             "position_age_s": behind,
             "last_error": self.link.last_error,
         }
+
+
+def _chunks(payloads: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:
+    """Consecutive frames of at most `max_bytes` of JSON each (one oversized event goes alone)."""
+    chunks: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for payload in payloads:
+        n = len(json.dumps(payload, default=str))
+        if chunks[-1] and size + n > max_bytes:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(payload)
+        size += n
+    return [c for c in chunks if c]

@@ -27,6 +27,7 @@ import websockets
 from sqlalchemy import select
 
 from app.config import Settings
+from app.events.snapshots import write_snapshot
 from app.events.types import NewEvent, Phase, Severity
 from app.integrations.forward import EdgeForwarder
 from app.kit.backoff import Backoff
@@ -111,14 +112,14 @@ class Edge:
 async def forwarding(
     edge: Runtime, central: Central, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[Edge]:
-    transport = getattr(request, "param", "websocket")
+    options: dict[str, Any] = getattr(request, "param", {})  # transport, media
     forwarder = EdgeForwarder(
         edge.sessionmaker,
         url=central.url,
         key=API_KEY,
         name="site-a",
         data_dir=tmp_path / "edge",
-        transport=transport,
+        **options,
         poll_s=0.1,
         backoff=Backoff(initial=0.05, cap=0.3),
         ack_timeout_s=5,
@@ -187,13 +188,35 @@ class TestWebSocket:
             assert forwarding.forwarder.stats()["reconnects"] >= 1
 
 
-@pytest.mark.parametrize("forwarding", ["http"], indirect=True)
+@pytest.mark.parametrize("forwarding", [{"transport": "http"}], indirect=True)
 class TestHttpFallback:
     async def test_batches_arrive_gzipped_and_once(self, forwarding: Edge, central: Central) -> None:
         for i in range(250):
             forwarding.raise_episode(1, i)
         await until(lambda: _closed(central, 250), what="every event at central")
         assert forwarding.forwarder.stats()["transport"] == "http"
+
+
+@pytest.mark.parametrize(
+    "forwarding", [{"media": "snapshots"}, {"media": "snapshots", "transport": "http"}], indirect=True
+)
+class TestSnapshots:
+    async def test_the_jpeg_goes_along_and_the_central_side_serves_it(
+        self, forwarding: Edge, central: Central, tmp_path: Path
+    ) -> None:
+        jpeg = b"\xff\xd8" + os.urandom(300_000) + b"\xff\xd9"  # big: frames are split by size
+        events = []
+        for i in range(4):
+            e = NewEvent(1, "anomaly", Severity.high, datetime.now(UTC), data={"i": i})
+            path = write_snapshot(tmp_path / "edge", e.id, 1, jpeg)
+            events.append(e.evolve(snapshot_path=path))
+        for e in events:
+            forwarding.rt.bus.publish(e)
+        await until(lambda: _count(central, 4), what="events with snapshots at central")
+        async with httpx.AsyncClient(base_url=central.url, headers=AUTH) as client:
+            for e in events:
+                r = await client.get(f"/api/events/{e.id}/snapshot.jpg")
+                assert r.status_code == 200 and r.content == jpeg
 
 
 class TestCentralEndpoints:
