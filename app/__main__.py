@@ -53,18 +53,18 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
         settings = settings.model_copy(update=overrides)
     if args.command == "migrate":
-        from app.migrate import upgrade
+        from app.migrate import migrate
         from app.preflight import describe_database_error
 
         try:
-            upgrade(settings.database_url)
+            done = migrate(settings.database_url)
         except Exception as exc:
             print(
                 f"argus: migrate failed: {describe_database_error(settings.database_url, exc)}",
                 file=sys.stderr,
             )
             return 2
-        print("database is at the latest revision")
+        print(f"argus migrate: {done.describe()}")
         return 0
     if args.command == "models":
         return _install_model(settings, args)
