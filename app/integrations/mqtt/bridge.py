@@ -4,7 +4,8 @@ A bus subscriber (queued, never on the frame path) and one connection loop. Ever
 the MessageQueue and leaves it only when the broker acknowledged it (QoS 1), so events raised while the
 broker is down are published, in order, once it returns (up to ARGUS_MQTT_QUEUE_MAX, overflow counted).
 Retained state is republished after every reconnect: a broker without persistence forgets it.
-The queue lives in memory: what is pending when Argus itself stops with the broker down is logged.
+The queue lives in memory; events and sensor changes still waiting when Argus stops (the broker away)
+are kept in DATA_DIR/mqtt-pending.jsonl and queued first at the next start (a kill -9 loses them).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import aiomqtt
 from app.events.snapshots import load_snapshot
 from app.events.types import NewEvent, Phase
 from app.integrations.mqtt.options import MqttOptions
-from app.integrations.mqtt.queue import Message, MessageQueue
+from app.integrations.mqtt.queue import Message, MessageQueue, load_pending, save_pending
 from app.integrations.mqtt.topics import (
     CameraInfo,
     Topics,
@@ -70,6 +71,7 @@ class MqttBridge:
         self._ack_timeout_s = ack_timeout_s
         self._drain_upstream = drain_upstream
         self._queue = MessageQueue(options.queue_max)
+        self._pending_file = data_dir / "mqtt-pending.jsonl"
         self._retained: dict[str, bytes] = {}  # what the broker should hold now, republished on connect
         self._cams: dict[int, CameraInfo] = {}
         self._seen_types: dict[int, set[str]] = {}  # event types a camera raised beyond its analyzers'
@@ -87,6 +89,8 @@ class MqttBridge:
 
     async def __aenter__(self) -> Self:
         log.info("mqtt bridge to %s starting (prefix %s)", self.options.masked_url, self.options.prefix)
+        for message in load_pending(self._pending_file):  # what a stop with the broker away left
+            self._put(message)
         self._conn_task = spawn(self._connection_loop(), name="argus.mqtt:connection")
         self._poll_task = spawn(self._poll_loop(), name="argus.mqtt:cameras")
         return self
@@ -104,9 +108,13 @@ class MqttBridge:
         if self.link.connected:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.wait_empty(), self._ack_timeout_s)
-        if pending := len(self._queue):
-            log.warning("mqtt: %d message(s) not published before stop (broker unreachable)", pending)
         await cancel_and_wait(self._conn_task)
+        if kept := save_pending(self._pending_file, self._queue.ordered()):
+            log.warning(
+                "mqtt: broker unreachable: %d message(s) kept in %s for the next start",
+                kept,
+                self._pending_file,
+            )
         self.link.down()
         log.info("mqtt bridge stopped (%d published)", self.published)
 

@@ -9,10 +9,17 @@ newer one replaces a pending one, so they never pile up and never count against 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
+import json
+import logging
+import os
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("argus.mqtt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +84,10 @@ class MessageQueue:
     async def wait_empty(self) -> None:
         await self._empty.wait()
 
+    def ordered(self) -> list[Message]:
+        """The waiting events and sensor changes, in order (latest-only values are derived again)."""
+        return [m for m in self._items.values() if not m.latest_only]
+
     def _drop_oldest_event(self) -> bool:
         for key, message in self._items.items():
             if not message.latest_only:
@@ -85,3 +96,34 @@ class MessageQueue:
                 self.dropped += 1
                 return False
         return True
+
+
+def save_pending(path: Path, messages: list[Message]) -> int:
+    """Write `messages` (JSON lines) for the next start, replacing the file atomically; 0: nothing."""
+    if not messages:
+        path.unlink(missing_ok=True)
+        return 0
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+        for m in messages:
+            payload = base64.b64encode(m.payload).decode()
+            f.write(json.dumps({"topic": m.topic, "payload": payload, "retain": m.retain}) + "\n")
+    os.replace(tmp, path)
+    return len(messages)
+
+
+def load_pending(path: Path) -> list[Message]:
+    """What save_pending() kept, in order; the file is removed (its messages are queued again)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    messages = []
+    for line in lines:
+        try:
+            raw = json.loads(line)
+            messages.append(Message(str(raw["topic"]), base64.b64decode(raw["payload"]), bool(raw["retain"])))
+        except (ValueError, KeyError, TypeError):
+            log.error("mqtt: skipped an unreadable line of %s", path)
+    path.unlink(missing_ok=True)
+    return messages

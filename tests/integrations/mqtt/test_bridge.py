@@ -150,6 +150,26 @@ class TestOutages:
                     events[-10:]
                 )  # the newest, in order
 
+    async def test_what_waits_at_a_stop_is_published_after_the_next_start(
+        self, broker: Mosquitto, tmp_path: Path
+    ) -> None:
+        async with subscribed(broker.port, "argus/events", session="test-restart-argus"):
+            pass
+        broker.stop()
+        events = burst(5)
+        async with bridge_for(options(broker.port), Cameras(infos=[]), tmp_path) as first:
+            for e in events[:6]:
+                await first.consider(e)
+        assert (tmp_path / "mqtt-pending.jsonl").exists()
+        broker.start()
+        async with bridge_for(options(broker.port), Cameras(infos=[]), tmp_path) as second:
+            for e in events[6:]:
+                await second.consider(e)
+            async with subscribed(broker.port, "argus/events", session="test-restart-argus") as sub:
+                await sub.wait_until(lambda: len(received_events(sub.on("argus/events"))) >= 10)
+                assert received_events(sub.on("argus/events")) == expected(events)  # in order
+        assert not (tmp_path / "mqtt-pending.jsonl").exists()
+
 
 class TestCredentials:
     async def test_the_password_is_never_in_stats_errors_or_logs(
