@@ -1,4 +1,4 @@
-"""The `argus` command: serve, migrate, demo, apikey create."""
+"""The `argus` command: serve, migrate, demo, models install, apikey create/list/revoke."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     key_sub = key.add_subparsers(dest="action", required=True)
     create = key_sub.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", default="cli")
+    key_sub.add_parser("list", help="list stored keys: id, name, prefix, created, last used, revoked")
+    revoke = key_sub.add_parser("revoke", help="revoke a stored key (it stays listed, and opens nothing)")
+    revoke.add_argument("key", help="the key's id or prefix, as `argus apikey list` shows them")
     args = parser.parse_args(argv)
 
     try:
@@ -69,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "models":
         return _install_model(settings, args)
     if args.command == "apikey":
-        print(asyncio.run(_create_key(settings, args.name)))
-        return 0
+        from app.auth.cli import run_apikey
+
+        return asyncio.run(run_apikey(settings, args))
     if args.command == "demo":
         from app.demo import prepare_demo
 
@@ -141,18 +145,9 @@ def _install_model(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _create_key(settings: Settings, name: str) -> str:
-    from app.auth.keys import create_key
-    from app.kit.db import create_engine, create_sessionmaker
-    from app.migrate import upgrade_async
+    from app.auth.cli import create_key
 
-    if settings.is_sqlite:
-        await upgrade_async(settings.database_url)
-    engine = create_engine(settings.database_url)
-    try:
-        async with create_sessionmaker(engine).begin() as session:
-            return await create_key(session, name)
-    finally:
-        await engine.dispose()
+    return await create_key(settings, name)
 
 
 if __name__ == "__main__":

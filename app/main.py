@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app import __version__
 from app.alerts.endpoints import routers as alert_routers
 from app.auth.deps import require_api_key
+from app.auth.endpoints import router as api_keys_router
 from app.auth.gate import BodyAuthGate
 from app.cameras.endpoints import router as cameras_router
 from app.config import Settings
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(cameras_router)
     app.include_router(models_router)
+    app.include_router(api_keys_router)
     app.include_router(event_stream_router)  # before events: `/api/events/stream` is no event id
     app.include_router(edge_router)
     app.include_router(edge_ws_router)

@@ -16,7 +16,7 @@ from starlette.requests import HTTPConnection
 
 from app.auth.keys import KeyVerifier
 from app.auth.throttle import FailedAuthThrottle
-from app.errors import Unauthorized
+from app.errors import ArgusError, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 
@@ -32,6 +32,9 @@ class TooManyBadKeys(HTTPException):
 
 def _verifier(conn: HTTPConnection) -> KeyVerifier:
     return conn.app.state.verifier  # type: ignore[no-any-return]
+
+
+key_verifier = _verifier
 
 
 def auth_throttle(conn: HTTPConnection) -> FailedAuthThrottle:
@@ -92,3 +95,18 @@ async def websocket_api_key(ws: WebSocket) -> str | None:
 
 
 ApiKeyDep = Annotated[str, Depends(require_api_key)]
+
+
+class NotAdmin(ArgusError):
+    def __init__(self) -> None:
+        super().__init__("this needs an admin key: one of ARGUS_API_KEYS (or use `argus apikey`)", 403)
+
+
+async def require_admin_key(request: Request, key: ApiKeyDep) -> str:
+    if not _verifier(request).is_admin(key):
+        raise NotAdmin()
+    return key
+
+
+AdminKeyDep = Annotated[str, Depends(require_admin_key)]
+"""A valid key that may also manage keys (403 for any other valid key)."""

@@ -90,6 +90,16 @@ class KeyVerifier:
         self._touch_later(hit.key_id, now)
         return True
 
+    def is_admin(self, key: str | None) -> bool:
+        """Keys from ARGUS_API_KEYS, the server's own configuration, may manage the stored keys."""
+        digest = hash_key(key or "")
+        return bool(key) and any(hmac.compare_digest(digest, h) for h in self._static)
+
+    def forget(self, key_id: int) -> None:
+        """A key revoked through this server stops working at once (elsewhere: within the cache TTL)."""
+        for digest in [d for d, hit in self._cache.items() if hit.key_id == key_id]:
+            del self._cache[digest]
+
     async def _lookup(self, digest: str) -> int | None:
         async with self._sessionmaker() as session:
             stmt = select(ApiKey.id).where(ApiKey.key_hash == digest, ~ApiKey.revoked)
