@@ -334,5 +334,11 @@ class TestEdgeCrash:
                 return wanted <= {r.id for r in await central.rows()}
 
             await until(all_there, timeout=60, what="every event the edge answered 202 at central")
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as client:
+                health = (await client.get("/api/health")).json()["forward"]
+                metrics = (await client.get("/metrics")).text
+            assert health["connected"] and health["name"] == "site-k" and health["url"] == central.url
+            assert "argus_forward_connected 1.0" in metrics
+            assert API_KEY not in json.dumps(health)
         rows = [r for r in await central.rows() if r.id in wanted]
         assert len(rows) == len(wanted) and all(r.source == "edge:site-k" for r in rows)
