@@ -120,3 +120,38 @@ async def test_dashboard_watches_adds_a_camera_and_shows_events(
         await page.click(".tabs button[data-tab=alerts]")  # type: ignore[attr-defined]
         await page.wait_for_selector("#tab-alerts.active")  # type: ignore[attr-defined]
         assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_tile_labels_leave_the_pictures_top_left_caption_alone(
+    page: object, server_url: str, settings: Settings
+) -> None:
+    """Cameras burn a caption (name, clock) into the top-left of the picture: the tile's name and state
+    sit above the picture, its time and FPS in a badge in the picture's bottom-right corner."""
+    video = str(write_video(media_path(settings, "square.avi"), seconds=6))
+    async with httpx.AsyncClient(base_url=server_url, headers=AUTH) as http:
+        cam = (await http.post("/api/cameras", json={"name": "Loading dock", "url": video})).json()
+    await page.goto(server_url + "/")  # type: ignore[attr-defined]
+    await page.fill("#key-form input[name=key]", API_KEY)  # type: ignore[attr-defined]
+    await page.click("#key-form button[type=submit]")  # type: ignore[attr-defined]
+    tile = f'.tile.live[data-camera="{cam["id"]}"]'
+    await page.wait_for_selector(tile, timeout=20_000)  # type: ignore[attr-defined]
+    await page.wait_for_function(  # type: ignore[attr-defined]
+        f"document.querySelector('{tile} .tile-time').textContent.length > 0"
+    )
+    boxes = await page.eval_on_selector(  # type: ignore[attr-defined]
+        tile,
+        """t => Object.fromEntries(
+              ["canvas.frame", ".tile-name", ".badge.state", ".tile-bottom", ".tile-edit"].map(s => {
+                const r = t.querySelector(s).getBoundingClientRect();
+                return [s, {left: r.left, top: r.top, right: r.right, bottom: r.bottom}];
+              }))""",
+    )
+    picture = boxes["canvas.frame"]
+    for label in (".tile-name", ".badge.state", ".tile-edit"):
+        assert boxes[label]["bottom"] <= picture["top"], (label, boxes)  # above the picture, not on it
+    stamp = boxes[".tile-bottom"]
+    middle_x = (picture["left"] + picture["right"]) / 2
+    middle_y = (picture["top"] + picture["bottom"]) / 2
+    assert stamp["left"] >= middle_x and stamp["top"] >= middle_y, boxes  # bottom-right quarter only
+    assert stamp["right"] <= picture["right"] and stamp["bottom"] <= picture["bottom"], boxes
+    assert page.errors == []  # type: ignore[attr-defined]
