@@ -43,6 +43,12 @@ ANALYZER_SKIPPED = Counter(
 )
 
 EVENTS = Counter("argus_events", "Events produced", ["type", "severity"], registry=REGISTRY)
+LINE_CROSSINGS = Counter(
+    "argus_line_crossings",
+    "Tracked objects crossing a detector line",
+    ["camera", "line", "direction", "class"],
+    registry=REGISTRY,
+)
 LOGGER_BUFFER = Gauge("argus_event_logger_buffer", "Events waiting to be written", registry=REGISTRY)
 LOGGER_FLUSH = Histogram(
     "argus_event_logger_flush_seconds",

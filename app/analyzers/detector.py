@@ -24,20 +24,22 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.analyzers.base import Detection, Finding, FindingPhase, Observation
 from app.analyzers.regions import MotionBoxes, Region, plan_regions
 from app.analyzers.registry import AnalyzerContext, AnalyzerType
 from app.analyzers.tracking import ByteTracker
 from app.analyzers.yolo import Decoded, Letterbox, decode, letterbox, nms, to_source, to_tensor
+from app.analyzers.zone_rules import ZoneRules, parse_rules
 from app.analyzers.zones import Polygon, Zone, anchor, masked, parse_masks, parse_zones, zones_of
 from app.errors import ArgusError, Invalid
+from app.metrics import LINE_CROSSINGS
 from app.stream.frame import Frame
 
 if TYPE_CHECKING:
@@ -79,6 +81,14 @@ class DetectorOptions(BaseModel):
     region_model: str | None = None  # a smaller-input twin of `model` for regions (same classes)
     full_every_s: float = Field(5.0, gt=0, le=600)
     max_regions: int = Field(4, ge=1, le=16)
+    # loitering / line_crossing / occupancy rules on the tracks (app/analyzers/zone_rules.py)
+    rules: list[dict[str, Any]] = Field(default_factory=list, max_length=32)
+
+    @model_validator(mode="after")
+    def _rules(self) -> DetectorOptions:
+        rules = parse_rules(self.rules, parse_zones(self.zones))
+        object.__setattr__(self, "rules", [r.model_dump(mode="json", exclude_defaults=True) for r in rules])
+        return self
 
     @field_validator("zones", mode="before")
     @classmethod
@@ -141,6 +151,12 @@ class Detector:
             min_hits=options.min_hits,
         )
         self._episodes: dict[int, _Episode] = {}
+        rules = parse_rules(options.rules, self.zones)
+        for i, rule in enumerate(rules):
+            if rule.classes is not None and (unknown := set(rule.classes) - set(self.class_names)):
+                raise DetectorOptionError(f"rules.{i}.classes", f"unknown class {sorted(unknown)[0]!r}")
+        self.rules = ZoneRules(rules, self.zones, options.severity, options.update_every_s,
+                               on_cross=self._count_crossing)  # fmt: skip
         self.region_spec = self._region_spec(pool, options)
         self.motion = MotionBoxes()
         self._last_full = float("-inf")
@@ -196,7 +212,8 @@ class Detector:
             plan = await asyncio.to_thread(self._plan, frame)
             if plan == "idle":
                 self.passes["idle"] += 1
-                return self._observation(self._still(), (), "idle", 0)
+                still = self._still()
+                return self._observation(still, self._apply_rules(still, [], frame), "idle", 0)
             regions = None if plan == "full" else plan
         if regions is None:
             found = await self._detect_full(frame)
@@ -225,7 +242,7 @@ class Detector:
         lost = [tr.id for tr in update.lost if tr.id is not None]
         for track_id in lost:
             self._real_seen.pop(track_id, None)
-        findings = self._follow(detections, lost, frame)
+        findings = self._follow(detections, lost, frame) + self._apply_rules(detections, lost, frame)
         return self._observation(
             detections, findings, "full" if regions is None else "regions", len(regions or ())
         )
@@ -292,6 +309,28 @@ class Detector:
             return self._filter(nms(merged, self.options.iou_threshold), frame)
 
         return await asyncio.to_thread(post)
+
+    def _apply_rules(
+        self, detections: tuple[Detection, ...], lost: list[int], frame: Frame
+    ) -> tuple[Finding, ...]:
+        if not self.rules.rules:
+            return ()
+        w, h = frame.source_width, frame.source_height
+        anchors = [anchor((d.x1, d.y1, d.x2, d.y2), w, h) for d in detections]
+        out = []
+        for finding, d in self.rules.step(detections, anchors, lost, frame.captured_at):
+            if d is not None:
+                snapshot = draw_box(frame, (d.x1, d.y1, d.x2, d.y2), f"{d.label} {d.confidence:.2f}")
+                finding = replace(finding, snapshot=snapshot)
+            out.append(finding)
+        return tuple(out)
+
+    def _count_crossing(self, line: str, direction: str, label: str) -> None:
+        LINE_CROSSINGS.labels(str(self._camera_id or ""), line, direction, label).inc()
+
+    def status(self) -> dict[str, Any]:
+        """For the camera's status: line counts and how frames were searched."""
+        return {"lines": self.rules.line_counts(), "passes": dict(self.passes), "mode": self.options.mode}
 
     def _still(self) -> tuple[Detection, ...]:
         """Nothing moved: the tracked objects are where they were (the tracker is not aged: no news)."""
@@ -464,6 +503,7 @@ class Detector:
             for ep in self._episodes.values()
             if ep.opened
         )
+        findings += tuple(self.rules.finish())
         self._episodes.clear()
         self.tracker = ByteTracker(
             high_threshold=self.options.min_confidence,
@@ -507,12 +547,16 @@ def track_summary(ep: _Episode) -> dict[str, Any]:
 
 def annotate(frame: Frame, ep: _Episode) -> np.ndarray:
     """The frame with the track's box and label drawn (a copy: frames are shared and never mutated)."""
+    return draw_box(frame, ep.box, f"{ep.label} {ep.confidence:.2f}")
+
+
+def draw_box(frame: Frame, box: tuple[float, float, float, float], text: str) -> np.ndarray:
+    """A copy of the frame with a box (stream pixels) and its label drawn."""
     image = frame.image.copy()
     sx, sy = frame.width / frame.source_width, frame.height / frame.source_height
-    x1, y1, x2, y2 = (round(v) for v in (ep.box[0] * sx, ep.box[1] * sy, ep.box[2] * sx, ep.box[3] * sy))
+    x1, y1, x2, y2 = (round(v) for v in (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
     thickness = max(2, round(frame.width / 320))
     cv2.rectangle(image, (x1, y1), (x2, y2), BOX_COLOR, thickness)
-    text = f"{ep.label} {ep.confidence:.2f}"
     scale = max(0.4, frame.width / 1600)
     (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     top = max(0, y1 - th - 6)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
+from app.analyzers.detector import Detector
 from app.cameras import vad
 from app.cameras.manager import MultiCameraManager
 from app.cameras.schemas import CameraCreate, CameraRead, CameraStatus, CameraUpdate
@@ -100,6 +101,9 @@ async def camera_status(
     status = manager.status(camera_id)
     learning = vad.learning(manager, camera_id)
     status.vad = None if learning is None else learning.model_dump()
+    pipeline = manager.get(camera_id)
+    detector = next((a for a in pipeline.analyzers if isinstance(a, Detector)), None) if pipeline else None
+    status.detector = None if detector is None else detector.status()
     return status
 
 

@@ -178,3 +178,8 @@ class CameraStatus(BaseModel):
     vad: dict[str, float | int] | None = Field(
         None, description="the VAD's learned normality: learning (0..1), learned_s, learn_s, model_bytes"
     )
+    detector: dict[str, Any] | None = Field(
+        None,
+        description="the detector's line counts ({line: {direction: {class: n}}}), mode and passes "
+        "(frames searched full / by regions / idle, region runs)",
+    )

@@ -45,8 +45,16 @@ async def test_a_person_crossing_a_zone_opens_one_event_and_a_mask_silences_it(
     clip = vtest_segment(tmp_path, 630, 745, lead_s=LEAD_S, tail_s=TAIL_S)
     server = rtsp_factory(mounts=1, source=str(clip))
     server.start()
-    detector = {"model": "yolov3-tiny", "classes": ["person"], "zones": [{"name": "lawn", "polygon": LAWN}]}
-    masked = {**detector, "masks": [[[0.0, 0.55], [0.36, 0.55], [0.36, 0.95], [0.0, 0.95]]]}
+    detector = {
+        "model": "yolov3-tiny",
+        "classes": ["person"],
+        "zones": [{"name": "lawn", "polygon": LAWN}],
+        "rules": [
+            {"type": "loitering", "zone": "lawn", "seconds": 2},
+            {"type": "line_crossing", "name": "lawn-edge", "line": [[0.32, 0.5], [0.32, 1.0]]},
+        ],
+    }
+    masked = {**detector, "masks": [[[0.0, 0.55], [0.36, 0.55], [0.36, 0.95], [0.0, 0.95]]], "rules": []}
     ids = {}
     for name, options in (("zone", detector), ("masked", masked)):
         body = {"name": name, "url": server.url(1), "analyzers": [{"name": "detector", "options": options}]}
@@ -67,6 +75,8 @@ async def test_a_person_crossing_a_zone_opens_one_event_and_a_mask_silences_it(
 
     await asyncio.sleep(11.5 + LEAD_S)  # 115 frames at 10 FPS
     events = await eventually(closed, TAIL_S + 6)
+    status = (await app_client.get(f"/api/cameras/{ids['zone']}/status")).json()
+    metrics = (await app_client.get("/metrics")).text
     for camera_id in ids.values():
         await app_client.patch(f"/api/cameras/{camera_id}", json={"enabled": False})
 
@@ -88,5 +98,17 @@ async def test_a_person_crossing_a_zone_opens_one_event_and_a_mask_silences_it(
     assert yellow[max(0, y1 - 8) : y1 - 2, x1 + 2 : x1 + 12].mean() > 0.5, "no label on the box's top-left"
     assert yellow[y2 - 1 : y2 + 2, x1:x2].any(axis=0).mean() > 0.8, "no line along the box's bottom edge"
     assert not yellow[y1 + 4 : y2 - 4, x1 + 4 : x2 - 4].any(), "the box is not where it was reported"
+    # and the zone rules saw the same walk: one crossing of the lawn's edge (leftwards: "in" for a line
+    # drawn top to bottom), counted in the camera's status and in /metrics, and a stay over 2 s
+    assert status["detector"]["lines"] == {"lawn-edge": {"in": {"person": 1}}}
+    labels = f'camera="{ids["zone"]}",class="person",direction="in",line="lawn-edge"'
+    line = f"argus_line_crossings_total{{{labels}}} 1.0"
+    assert line in metrics
+    r = await app_client.get("/api/events", params={"camera_id": ids["zone"], "type": "line_crossing"})
+    (crossing,) = r.json()["items"]
+    assert crossing["data"]["direction"] == "in" and crossing["snapshot_url"]
+    r = await app_client.get("/api/events", params={"camera_id": ids["zone"], "type": "loitering"})
+    (stay,) = r.json()["items"]
+    assert stay["data"]["zone"] == "lawn" and stay["data"]["dwell_s"] >= 2
     # and the camera whose zone is masked raised nothing
     assert await objects(app_client, ids["masked"]) == []
