@@ -34,7 +34,17 @@ async def health(rt: RuntimeDep) -> dict[str, Any]:
     pool = rt.parts.get("pool")
     if pool is not None:
         body["models"] = pool.summary()
-    for name in ("event_logger", "ingest", "alerts", "recorder", "clips", "mqtt", "event_stream", "forward"):
+    for name in (
+        "event_logger",
+        "ingest",
+        "alerts",
+        "recorder",
+        "clips",
+        "mqtt",
+        "event_stream",
+        "forward",
+        "restream",
+    ):
         part = rt.parts.get(name)
         if part is not None:
             body[name] = part.stats()

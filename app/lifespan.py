@@ -39,6 +39,7 @@ from app.migrate import pending_revisions, upgrade_async
 from app.recording.clips import ClipRecorder, pipeline_feeds
 from app.recording.continuous import Recorder, pipeline_targets
 from app.recording.retention import Retention
+from app.restream.restreamer import RestreamManager, load_restreams
 
 log = logging.getLogger("argus")
 
@@ -199,6 +200,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         manager = await stack.enter_async_context(MultiCameraManager(deps))
         parts["manager"] = manager
         await manager.load(sessionmaker)
+        # -- restreams (after the cameras and the hub: they stop first) --
+        restream = await stack.enter_async_context(RestreamManager(hub))
+        parts["restream"] = restream
+        await load_restreams(sessionmaker, restream)
         # -- recordings (after the cameras, so they stop first: each open segment is finished) --
         retention = await stack.enter_async_context(Retention.from_settings(sessionmaker, settings))
         parts["retention"] = retention

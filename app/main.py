@@ -30,6 +30,7 @@ from app.live.endpoints import router as live_router
 from app.metrics import REGISTRY
 from app.recording.clip_endpoints import router as clips_router
 from app.recording.endpoints import router as recordings_router
+from app.restream.endpoints import router as restream_router
 
 DESCRIPTION = """Argus watches RTSP cameras, scores frames with ONNX models, stores events, delivers alerts
 by webhook and streams live video over WebSocket.
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(clips_router)
     app.include_router(recordings_router)
     app.include_router(live_router)
+    app.include_router(restream_router)
 
     @app.get(
         "/metrics",

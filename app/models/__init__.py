@@ -7,6 +7,7 @@ from app.models.base import Base, TimestampMixin, UTCDateTime, utcnow
 from app.models.camera import Camera
 from app.models.event import Event
 from app.models.recording import Recording
+from app.models.restream import Restream
 from app.models.webhook import Webhook
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Camera",
     "Event",
     "Recording",
+    "Restream",
     "TimestampMixin",
     "UTCDateTime",
     "Webhook",
