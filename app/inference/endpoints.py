@@ -96,16 +96,14 @@ async def _model_inside(path: Path, models_dir: Path) -> Path:
     },
 )
 async def install_model(body: ModelInstall, pool: PoolDep, rt: RuntimeDep, _: ApiKeyDep) -> ModelRead:
-    name = body.install_as or body.name
-    if name in pool:
-        raise Conflict(f"a model named {name!r} is already registered", "install_as")
-    size = (body.size, body.size) if body.size else None
+    name = body.name
     async with _INSTALLING:  # one conversion at a time: each reads 35 MB and builds a graph
+        if name in pool:
+            raise Conflict(f"a model named {name!r} is already registered", "name")
         try:
             spec = await asyncio.to_thread(
-                install_known, rt.settings.resolved_models_dir, body.name,
-                input_size=size, as_name=body.install_as, overwrite=True,
-            )  # fmt: skip
+                install_known, rt.settings.resolved_models_dir, name, overwrite=True
+            )
             await pool.add(spec)
         except (InstallError, ManifestError) as exc:
             raise Invalid(str(exc), "name") from None

