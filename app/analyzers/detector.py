@@ -4,7 +4,8 @@ Per frame: letterbox -> `pool.infer` -> decode + class-aware NMS -> boxes in the
 class / area / mask filters -> ByteTrack-style tracking. Events follow tracks, not frames: one `open`
 when a confirmed track of a watched class appears (or enters a zone when zones are set), an `update`
 when its zones change or every `update_every_s` while it stays, a `close` once it has been gone (or out
-of every zone) for `lost_after_s`.
+of every zone) for `lost_after_s`. The event's snapshot is the track's best frame with its box drawn
+(re-shot as confidence improves); its data carries a short track summary (path, first/last seen).
 
 Options (all validated at camera create/patch; a bad one raises DetectorOptionError naming it):
 - `model` (required): a registered model of kind `detector`.
@@ -17,6 +18,11 @@ Options (all validated at camera create/patch; a bad one raises DetectorOptionEr
 - `min_hits` (2): frames a track needs before it counts (filters one-frame flickers).
 - `lost_after_s` (2.0): grace before a lost track (or one that left the zones) is closed.
 - `update_every_s` (10.0), `severity` ("medium").
+- `mode` ("full" | "regions"): in region mode only where the picture changed is searched (regions.py),
+  the full frame every `full_every_s` (5.0) while tracks exist, at most `max_regions` (4) regions and
+  never more region pixels than one full run; `region_model`: a smaller-input twin for the regions.
+- `rules`: loitering / line_crossing / occupancy rules on the tracks (zone_rules.py), each raising
+  events of its own type.
 """
 
 from __future__ import annotations
