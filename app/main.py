@@ -23,6 +23,7 @@ from app.events.stream_endpoints import router as event_stream_router
 from app.health import router as health_router
 from app.inference.endpoints import router as models_router
 from app.kit.body_limit import BodyLimit
+from app.kit.docs import install_offline_docs
 from app.kit.openapi import install_openapi
 from app.kit.redact import install_log_redaction
 from app.lifespan import lifespan
@@ -44,7 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = FastAPI(title="Argus", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Argus", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # install_offline_docs: served from the package, no CDN
+    )  # fmt: skip
+    install_offline_docs(app)
     app.state.settings = settings
     install_error_handler(app)
     # the last added runs first: a request with a body shows a valid key before anything reads it, then
