@@ -103,7 +103,9 @@
       this.arrivals = [];
       this.boxes = null;
       node.querySelector(".tile-edit").addEventListener("click", () => onEdit(this.camera.id));
+      this.draft = null; // a zone being drawn (zones.js)
       this.update(camera);
+      if (window.ArgusZones) window.ArgusZones.attach(this);
       this.setState(camera.enabled ? camera.state || "connecting" : "stopped");
     }
 
@@ -111,6 +113,7 @@
       this.camera = camera;
       this.el.dataset.camera = camera.id;
       this.el.querySelector(".tile-name").textContent = camera.name;
+      this.drawBoxes(); // its zones may have changed
     }
 
     setState(state) {
@@ -166,6 +169,9 @@
     drawBoxes() {
       const ctx = this.overlay.getContext("2d");
       ctx.clearRect(0, 0, this.overlay.width, this.overlay.height);
+      if (window.ArgusZones && this.camera) {
+        window.ArgusZones.draw(ctx, this.overlay.width, this.overlay.height, this.camera, this.draft);
+      }
       const b = this.boxes;
       if (!b || performance.now() - b.receivedAt > BOXES_STALE_MS || !b.width) return;
       const sx = this.overlay.width / b.width;
