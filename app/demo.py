@@ -101,11 +101,12 @@ STREET_CAMERA = "demo-street"
 
 async def ensure_detector_demo(settings: Settings, street: Path = STREET) -> None:
     """`argus demo --detector`: install yolov3-tiny (the `coco` extra) and detect people on every demo
-    camera, plus a real street camera from vtest.avi when Debian's opencv-doc is installed."""
+    camera (region mode: a calm camera runs no detector), plus a real street camera from vtest.avi when
+    Debian's opencv-doc is installed."""
     street_copy = await asyncio.to_thread(_detector_files, settings, street)
     analyzer = {
         "name": "detector",
-        "options": {"model": DETECTOR_MODEL, "classes": ["person", "bicycle", "car"]},
+        "options": {"model": DETECTOR_MODEL, "classes": ["person", "bicycle", "car"], "mode": "regions"},
     }
     cameras = {name: demo_media_dir(settings) / file for name, file in CAMERAS}
     if street_copy is not None:

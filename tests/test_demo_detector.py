@@ -47,6 +47,10 @@ async def test_demo_detector_sees_people_on_the_street(coco_models_copy: Path, t
                 return [e for e in items if e["data"].get("label") == "person"]
 
             events = await eventually(people, 30)
+            # and the quiet camera (sensor noise only) ran the detector on its first frame and then idled
+            quiet = (await client.get(f"/api/cameras/{rows['demo-quiet'].id}/status")).json()["detector"]
+    assert quiet["mode"] == "regions" and quiet["passes"].get("idle", 0) >= 3, quiet
+    assert quiet["passes"].get("full", 0) <= 1 and not quiet["passes"].get("regions"), quiet
     assert events[0]["data"]["confidence"] >= 0.4
     # and preparing again changes nothing (no duplicate analyzers or cameras)
     await prepare_demo(settings, seconds=2, detector=True)
