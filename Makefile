@@ -7,15 +7,23 @@ APT_PACKAGES := python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad \
 	chromium chromium-driver opencv-doc mosquitto
 
-.PHONY: demo serve test test-fast lint bench system-deps venv migrate clean
+.PHONY: demo serve test test-fast lint bench system-deps venv venv-dev migrate clean
 
+# `make demo` installs the runtime only (48 wheels); the test tools (Playwright, schemathesis, ...) come with
+# the first `make test`. --prefer-binary: never build a dependency from source when a wheel exists.
 $(BIN)/argus: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,coco]'
+	$(BIN)/pip install -q --prefer-binary -e .
 	touch $(BIN)/argus
 
+$(VENV)/.dev: $(BIN)/argus
+	$(BIN)/pip install -q --prefer-binary -e '.[dev,coco]'
+	touch $@
+
 venv: $(BIN)/argus
+
+venv-dev: $(VENV)/.dev
 
 demo: venv  ## run the server with two generated demo cameras on SQLite under ./data
 	$(BIN)/argus demo
@@ -31,18 +39,18 @@ system-deps:  ## the real RTSP server (GStreamer), headless Chromium and the MQT
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
 	fi
 
-test: system-deps venv  ## the whole suite (CI=true turns missing services into failures)
+test: system-deps venv-dev  ## the whole suite (CI=true turns missing services into failures)
 	$(BIN)/ruff check app tests bench
 	$(BIN)/pytest -q -p no:cacheprovider --durations=15
 
-test-fast: venv
+test-fast: venv-dev
 	$(BIN)/pytest -q -x -m "not slow and not browser"
 
-lint: venv
+lint: venv-dev
 	$(BIN)/ruff check app tests bench
 	$(BIN)/ruff format --check app tests bench
 
-bench: venv
+bench: venv-dev
 	$(BIN)/python bench/capacity.py && $(BIN)/python bench/inference.py && \
 	$(BIN)/python bench/alerts.py && $(BIN)/python bench/live.py
 
