@@ -5,6 +5,7 @@
    picture, which the overlay shows letterboxed (object-fit: contain), as the server stores them. */
 (() => {
   const KEY_STORE = "argus.apiKey";
+  const DEFAULT_MODEL = "yolov3-tiny";
   const ZONE = "#3ecf8e", MASK = "#8a94a6", LINE = "#ff9f1c", DRAFT = "#ffd60a";
 
   document.head.append(Object.assign(document.createElement("style"), { textContent: `
@@ -97,20 +98,38 @@
     return [Math.round(x * 1000) / 1000, Math.round(y * 1000) / 1000];
   }
 
-  async function patchZones(camera, zones) {
-    const analyzers = (camera.analyzers || []).map((a) =>
-      a.name === "detector" ? { ...a, options: { ...a.options, zones } } : a);
-    const res = await fetch(`/api/cameras/${camera.id}`, {
-      method: "PATCH",
-      headers: { Authorization: `Bearer ${localStorage.getItem(KEY_STORE) || ""}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ analyzers }),
-    });
+  async function call(path, method = "GET", payload) {
+    const headers = { Authorization: `Bearer ${localStorage.getItem(KEY_STORE) || ""}` };
+    if (payload !== undefined) headers["Content-Type"] = "application/json";
+    const res = await fetch(path, { method, headers, body: payload === undefined ? undefined : JSON.stringify(payload) });
     const body = await res.json().catch(() => null);
     if (!res.ok) {
       const d = body && body.detail;
-      throw new Error(typeof d === "string" ? d : (Array.isArray(d) && d[0] && d[0].msg) || `${res.status}`);
+      const error = new Error(typeof d === "string" ? d : (Array.isArray(d) && d[0] && d[0].msg) || `${res.status}`);
+      error.status = res.status;
+      throw error;
     }
     return body;
+  }
+
+  function patchZones(camera, zones) {
+    const analyzers = (camera.analyzers || []).map((a) =>
+      a.name === "detector" ? { ...a, options: { ...a.options, zones } } : a);
+    return call(`/api/cameras/${camera.id}`, "PATCH", { analyzers });
+  }
+
+  /** Give a camera the built-in COCO detector: install the model once (server-side conversion), then add
+      the analyzer (region mode: a calm camera runs no detector). */
+  async function enableDetection(camera) {
+    try {
+      await call(`/api/models/${DEFAULT_MODEL}`);
+    } catch (err) {
+      if (err.status !== 404) throw err;
+      await call("/api/models/install", "POST", { name: DEFAULT_MODEL });
+    }
+    const options = { model: DEFAULT_MODEL, classes: ["person", "bicycle", "car"], mode: "regions" };
+    const analyzers = [...(camera.analyzers || []), { name: "detector", options }];
+    return call(`/api/cameras/${camera.id}`, "PATCH", { analyzers });
   }
 
   /** The tile's "Draw zone" button and the click-to-draw mode. */
@@ -144,6 +163,28 @@
         <button type="button" class="btn small ghost zone-cancel">Cancel</button>
         <span class="zone-error"></span>`;
       form.querySelector(".zone-cancel").addEventListener("click", stop);
+      if (!detector(tile.camera)) {
+        // no detector yet: offer the built-in one (installed on the server the first time)
+        const hint = form.querySelector(".zone-hint");
+        hint.textContent = "No object detector on this camera";
+        const enable = Object.assign(document.createElement("button"), {
+          type: "button", className: "btn small zone-enable", textContent: "Enable detection",
+        });
+        hint.after(enable);
+        enable.addEventListener("click", async () => {
+          enable.disabled = true;
+          enable.textContent = "Installing…";
+          try {
+            tile.update(await enableDetection(tile.camera));
+            enable.remove();
+            hint.textContent = "Click the corners, then name it";
+          } catch (err) {
+            form.querySelector(".zone-error").textContent = err.message;
+            enable.disabled = false;
+            enable.textContent = "Enable detection";
+          }
+        });
+      }
       form.addEventListener("submit", async (e) => {
         e.preventDefault();
         const name = form.elements.zone.value.trim();
@@ -170,5 +211,5 @@
     });
   }
 
-  window.ArgusZones = { geometry, draw, attach, pointAt };
+  window.ArgusZones = { geometry, draw, attach, pointAt, enableDetection };
 })();

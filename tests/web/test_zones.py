@@ -9,7 +9,9 @@ import pytest
 
 from app.config import Settings
 from tests.conftest import API_KEY, AUTH, make_settings
+from tests.support.coco import require_coco
 from tests.support.media import media_path, write_video
+from tests.support.server import running_server
 from tests.web.test_page import page  # noqa: F401  (the Chromium fixture)
 
 pytestmark = pytest.mark.browser
@@ -84,3 +86,31 @@ async def test_tile_shows_zones_and_lines_and_saves_a_drawn_zone(
         r, g, b, a = await pixel(page, 0.6, 0.68)  # type: ignore[misc]
         assert a > 0 and g > r, (r, g, b, a)
         assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_enable_detection_installs_the_model_and_adds_the_detector(
+    page: object,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # given a server whose models dir has no detector yet, and a camera with no detector
+    require_coco()
+    plain = make_settings(tmp_path / "plain")
+    video = str(write_video(media_path(plain, "street.avi"), seconds=8, size=(320, 240)))
+    with running_server(plain) as url:
+        async with httpx.AsyncClient(base_url=url, headers=AUTH) as http:
+            cam = (await http.post("/api/cameras", json={"name": "Street", "url": video})).json()
+            await page.goto(url + "/")  # type: ignore[attr-defined]
+            await page.fill("#key-form input[name=key]", API_KEY)  # type: ignore[attr-defined]
+            await page.click("#key-form button[type=submit]")  # type: ignore[attr-defined]
+            # when the user asks to draw a zone, is offered detection and accepts
+            await page.click(".tile .tile-zone")  # type: ignore[attr-defined]
+            await page.click(".zone-form .zone-enable")  # type: ignore[attr-defined]
+            await page.wait_for_selector(".zone-form .zone-enable", state="detached", timeout=60_000)  # type: ignore[attr-defined]
+            # then the model was converted and registered on the server, and the camera detects with it
+            models = {m["name"] for m in (await http.get("/api/models")).json()}
+            assert "yolov3-tiny" in models
+            analyzers = (await http.get(f"/api/cameras/{cam['id']}")).json()["analyzers"]
+            assert [(a["name"], a["options"]["model"], a["options"]["mode"]) for a in analyzers] == [
+                ("detector", "yolov3-tiny", "regions")
+            ]
+            assert page.errors == []  # type: ignore[attr-defined]
