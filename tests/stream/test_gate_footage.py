@@ -40,6 +40,7 @@ async def watch(
     source = StreamSource(1, server.url(1), settings, decode="gated", pre_roll_s=120.0)
     source.start()
     try:
+
         async def streaming() -> bool:
             return source.state is SourceState.STREAMING
 
