@@ -78,7 +78,7 @@ sys.exit(0 if msg.type == Gst.MessageType.EOS else 1)
 
 def clip_frames(seconds: int) -> Any:
     """The demo's street with sensor noise; cars cross for BURST_S every BURST_EVERY_S."""
-    from app.demo import _background, _draw_crossing, _noisy
+    from app.demo import _background, _noisy
 
     backgrounds = _noisy(_background("ARGUS SOAK"), sigma=2.0, seed=5)
     for i in range(seconds * FPS):
@@ -87,8 +87,15 @@ def clip_frames(seconds: int) -> Any:
         phase = t % BURST_EVERY_S
         if phase >= BURST_EVERY_S - BURST_S:
             frame = frame.copy()
-            _draw_crossing(frame, (phase - (BURST_EVERY_S - BURST_S)) / BURST_S, t // BURST_EVERY_S)
+            _draw_crossing(frame, (phase - (BURST_EVERY_S - BURST_S)) / BURST_S)
         yield cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420)
+
+
+def _draw_crossing(frame: np.ndarray, progress: float) -> None:
+    """A car-sized block crossing the picture left to right as `progress` goes 0 -> 1 (in place)."""
+    h, w = frame.shape[:2]
+    x = int(progress * (w + 120)) - 120
+    cv2.rectangle(frame, (x, h // 2), (x + 120, h // 2 + 50), (40, 40, 200), -1)
 
 
 def ensure_clip(seconds: int) -> Path:
