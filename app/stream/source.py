@@ -150,6 +150,29 @@ def gray_thumbnail(frame: av.VideoFrame) -> np.ndarray:
     )
 
 
+class Timeline:
+    """Maps a connection's timestamps to wall-clock time: anchored on the first packet, re-anchored on
+    arrival when they drift more than `MAX_DRIFT_S` (a timestamp jump, a camera clock running off)."""
+
+    MAX_DRIFT_S = 2.0
+
+    def __init__(self, seconds_per_tick: float) -> None:
+        self._tick = seconds_per_tick
+        self._anchor: tuple[int, float] | None = None  # (pts, wall time)
+
+    def at(self, pts: int | None, wall: float) -> float:
+        if pts is None:
+            return wall
+        if self._anchor is None:
+            self._anchor = (pts, wall)
+            return wall
+        at = self._anchor[1] + (pts - self._anchor[0]) * self._tick
+        if abs(at - wall) > self.MAX_DRIFT_S:
+            self._anchor = (pts, wall)
+            return wall
+        return at
+
+
 class StreamSource:
     def __init__(
         self,
@@ -358,10 +381,9 @@ class StreamSource:
         time_base = stream.time_base or Fraction(1, 90_000)
         rate = float(stream.average_rate) if stream.average_rate else None
         interval = 1.0 / rate if is_file and rate and 1 <= rate <= 240 else 1.0 / DEFAULT_FILE_FPS
-        seconds_per_tick = float(time_base)
+        timeline = Timeline(float(time_base))
         info: StreamInfo | None = None
         got = False
-        anchor: tuple[int, float] | None = None  # (pts, wall time) the timeline is mapped from
         due = last_fresh = time.monotonic()
         last_pts: int | None = None
         try:
@@ -389,14 +411,7 @@ class StreamSource:
                         continue
                     self._generation += 1
                     info = self._stream_info(stream, packet, time_base, rate)
-                if pts is None or anchor is None:
-                    at = wall
-                    if pts is not None:
-                        anchor = (pts, wall)
-                else:
-                    at = anchor[1] + (pts - anchor[0]) * seconds_per_tick
-                    if abs(at - wall) > 2.0:  # a timestamp jump or clock drift: re-anchor on arrival
-                        anchor, at = (pts, wall), wall
+                at = timeline.at(pts, wall)
                 kept = Packet(
                     bytes(packet), packet.pts, packet.dts, packet.duration or 0, packet.is_keyframe, at, info
                 )

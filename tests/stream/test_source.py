@@ -16,7 +16,7 @@ from app.config import Settings
 from app.stream.drop_policy import DropReason
 from app.stream.frame import Frame
 from app.stream.sampler import Sampler
-from app.stream.source import SourceState, StreamSource, fit_width, source_kind
+from app.stream.source import SourceState, StreamSource, Timeline, fit_width, source_kind
 from tests.fixtures.rtsp import RtspServer
 from tests.stream.conftest import MjpegServer
 from tests.support.server import free_port
@@ -261,3 +261,11 @@ class TestHelpers:
         small = np.zeros((90, 160, 3), np.uint8)
         assert fit_width(small, 320) is small
         assert fit_width(np.zeros((720, 1280, 3), np.uint8), 320).shape == (180, 320, 3)
+
+
+def test_timeline_maps_timestamps_to_wall_time_and_reanchors_on_a_jump() -> None:
+    timeline = Timeline(1 / 90_000)
+    assert timeline.at(9_000, 100.0) == 100.0  # anchored on the first packet
+    assert timeline.at(9_000 + 90_000, 101.05) == pytest.approx(101.0)  # pts time, not arrival jitter
+    assert timeline.at(9_000 + 90_000 * 60, 102.0) == 102.0  # a 60-s jump: re-anchored on arrival
+    assert timeline.at(None, 103.0) == 103.0
