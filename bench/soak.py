@@ -94,13 +94,14 @@ def clip_frames(seconds: int) -> Any:
 def _draw_crossing(frame: np.ndarray, progress: float) -> None:
     """A car-sized block crossing the picture left to right as `progress` goes 0 -> 1 (in place)."""
     h, w = frame.shape[:2]
-    x = int(progress * (w + 120)) - 120
-    cv2.rectangle(frame, (x, h // 2), (x + 120, h // 2 + 50), (40, 40, 200), -1)
+    x = int(progress * (w + 160)) - 160
+    cv2.rectangle(frame, (x, h // 2 - 20), (x + 160, h // 2 + 70), (235, 235, 235), -1)
+    cv2.rectangle(frame, (x + 20, h // 2 - 50), (x + 120, h // 2 - 20), (30, 30, 200), -1)
 
 
 def ensure_clip(seconds: int) -> Path:
     seconds = max(60, -(-seconds // 60) * 60)  # whole minutes: one cached clip serves nearby lengths
-    clip = CACHE / f"soak-{W}x{H}-{FPS}fps-{seconds}s.mkv"
+    clip = CACHE / f"soak2-{W}x{H}-{FPS}fps-{seconds}s.mkv"  # soak2: the high-contrast crossing
     if clip.is_file() and clip.stat().st_size > 0:
         return clip
     CACHE.mkdir(parents=True, exist_ok=True)
