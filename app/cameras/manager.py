@@ -13,7 +13,6 @@ from app.cameras.pipeline import CameraPipeline, PipelineDeps
 from app.cameras.repository import CameraRepository
 from app.cameras.schemas import CameraStatus
 from app.kit.redact import mask_text
-from app.stream.packets import PacketRing
 
 log = logging.getLogger("argus.cameras")
 
@@ -82,11 +81,6 @@ class MultiCameraManager:
 
     def get(self, camera_id: int) -> CameraPipeline | None:
         return self._pipelines.get(camera_id)
-
-    def ring(self, camera_id: int) -> PacketRing | None:
-        """The running camera's packet ring (clips and recordings read it); None when not running."""
-        pipeline = self._pipelines.get(camera_id)
-        return None if pipeline is None else pipeline.source.ring
 
     def camera_ids(self) -> set[int]:
         return set(self._pipelines)

@@ -1,9 +1,9 @@
 """CameraPipeline: wires source -> sampler -> analyzers -> events, and frames -> live hub, for one camera.
 
 The source's demux thread keeps packets and decodes on demand; the pipeline's task
-(`argus.pipeline:<id>`) takes sampled frames, runs the
-analyzer chain through the shared pool, turns findings into events and hands detections to the live
-hub. Everything that crosses from the capture thread to the loop goes through `call_soon_threadsafe`.
+(`argus.pipeline:<id>`) takes sampled frames, runs the analyzer chain through the shared pool, turns
+findings into events and hands detections to the live hub. Everything that crosses from the demux
+thread to the loop goes through `call_soon_threadsafe`.
 """
 
 from __future__ import annotations
