@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
@@ -42,7 +41,7 @@ from schemathesis.engine import from_schema as engine_for
 from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
 
 from tests.conftest import API_KEY
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -215,16 +214,7 @@ def argus_serve(data_dir: Path, log: Path) -> Iterator[str]:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://{LOOPBACK}:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"argus serve exited: {log.read_text()[-2000:]}"
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "argus serve did not start"
-            time.sleep(0.1)
+        wait_until_healthy(proc, url, log.read_text)
         yield url
     finally:
         proc.terminate()

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import API_KEY, AUTH
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_healthy
 from tests.support.webhook_receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,16 +49,7 @@ def argus_serve(data_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen[by
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"argus serve exited: {log.read_text()[-2000:]}"
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "argus serve did not start"
-            time.sleep(0.1)
+        wait_until_healthy(proc, url, log.read_text)
         yield proc, url
     finally:
         if proc.poll() is None:

@@ -8,7 +8,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from uvicorn.logging import AccessFormatter
 
 from app.kit.redact import install_log_redaction
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_healthy
 
 KEY = "argus_Sekr1t-key-value"
 ACCESS_FORMAT = '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'
@@ -87,16 +86,7 @@ def argus_serve(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     proc = subprocess.Popen(cmd, cwd=root, env=env, **out_mode)  # type: ignore[call-overload]
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "argus serve did not start"
-            time.sleep(0.2)
+        wait_until_healthy(proc, base, lambda: proc.stdout.read() if proc.stdout else "")
         yield base, proc
     finally:
         if proc.poll() is None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import httpx
 import uvicorn
 
 from app.config import Settings
@@ -46,3 +48,22 @@ def running_server(settings: Settings, timeout: float = 30.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+
+def wait_until_healthy(
+    proc: subprocess.Popen,
+    url: str,
+    output: Callable[[], str],
+    timeout: float = 60.0,  # type: ignore[type-arg]
+) -> None:
+    """Block until an `argus serve` subprocess answers /api/health; fail with its output if it exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, f"argus serve exited: {output()[-2000:]}"
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "argus serve did not start"
+        time.sleep(0.1)
