@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -126,6 +127,12 @@ class Settings(BaseSettings):
     forward_transport: Literal["websocket", "http"] = "websocket"  # http: batches (WebSockets blocked)
     forward_media: Literal["links", "snapshots"] = "links"  # snapshots: each event's JPEG goes along
 
+    # Scale-out (optional; off while redis_url is empty: one node, as before; docs in README "Several nodes")
+    node_name: str = Field(default_factory=socket.gethostname, max_length=255, pattern=r"^[\w.-]+$")
+    redis_url: str = ""  # redis://host:6379/0: several nodes on one PostgreSQL + Redis (cluster mode)
+    node_capacity: float = Field(1.0, gt=0)  # this node's share of the cameras, relative to the others
+    lease_ttl_s: float = Field(10.0, ge=0.3)  # a camera lease not renewed for this long is taken over
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute(cls, v: Path) -> Path:
@@ -141,6 +148,14 @@ class Settings(BaseSettings):
     def _default_database(self) -> Settings:
         if not self.database_url.strip():
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'argus.db'}"
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_needs_postgres(self) -> Settings:
+        if self.redis_url and not self.database_url.startswith("postgresql"):
+            raise ValueError(
+                "ARGUS_REDIS_URL (several nodes) needs a shared PostgreSQL ARGUS_DATABASE_URL, not SQLite"
+            )
         return self
 
     @field_validator("public_url", "vlm_base_url", "forward_url", mode="after")
@@ -194,6 +209,15 @@ class Settings(BaseSettings):
     @property
     def resolved_models_dir(self) -> Path:
         return (self.models_dir or self.data_dir / "models").expanduser().resolve()
+
+    @property
+    def cluster(self) -> bool:
+        """Several nodes share the cameras (ARGUS_REDIS_URL set); False: one node, no cluster code runs."""
+        return bool(self.redis_url)
+
+    @property
+    def lease_renew_s(self) -> float:
+        return self.lease_ttl_s / 3
 
     @property
     def is_sqlite(self) -> bool:
