@@ -34,3 +34,5 @@ class Camera(TimestampMixin, Base):
     post_roll_s: Mapped[float] = mapped_column(Float, default=5.0, server_default="5", nullable=False)
     # {"mode": "off" | "events" | "continuous", "retain_days": int}
     record: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    # cluster mode: only this node may run the camera (migration 0009); None: any node
+    pinned_node: Mapped[str | None] = mapped_column(String(255), nullable=True)

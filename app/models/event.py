@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, TimestampMixin, UTCDateTime
@@ -35,3 +35,5 @@ class Event(TimestampMixin, Base):
     clip_parts: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
     source: Mapped[str] = mapped_column(String(32), default="pipeline", nullable=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    # cluster mode: the camera lease's token when a pipeline wrote it (a stale token's writes are refused)
+    fence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
