@@ -14,53 +14,23 @@ import contextlib
 import itertools
 import json
 import logging
-import os
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy.exc import (
-    DatabaseError,
-    DBAPIError,
-    DisconnectionError,
-    InterfaceError,
-    OperationalError,
-    ProgrammingError,
-)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.events.repository import EventRepository
 from app.events.types import NewEvent, Severity
-from app.kit.backoff import Backoff
+from app.kit.retry import any_error, is_transient, retry
+from app.kit.spill import SpillDir
 from app.kit.tasks import spawn
 from app.metrics import LOGGER_BUFFER, LOGGER_FLUSH, LOGGER_SPILLED
 
 log = logging.getLogger("argus.event_logger")
-
-# "The database is not there (or has no table yet)": keep the rows and retry. Anything else is about
-# the rows themselves (too long, wrong type) and retrying them as they are would block every later event.
-_TRANSIENT = (
-    OperationalError,
-    InterfaceError,
-    ProgrammingError,
-    DisconnectionError,
-    OSError,
-    TimeoutError,
-    ConnectionError,
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    if type(exc) is DatabaseError:  # "file is not a database", "disk image is malformed": the file is at
-        return True  # fault, not the rows; keep them (buffer, spill) until it is repaired
-    return isinstance(exc, _TRANSIENT)
-
 
 def collapse(events: list[NewEvent]) -> list[NewEvent]:
     """One row per id: the latest version, merged as the upsert would (EventRepository.upsert_many)."""
@@ -102,6 +72,7 @@ class AsyncEventLogger:
     ) -> None:
         self._sessionmaker = sessionmaker
         self._spill_dir = Path(spill_dir)
+        self._spills = SpillDir(self._spill_dir)
         self._flush_size = flush_size
         self._interval = flush_interval_s
         self._buffer_max = buffer_max
@@ -117,7 +88,6 @@ class AsyncEventLogger:
         self._closed = False
         self._failing = False
         self._spill_pending = False
-        self._seq = itertools.count()
         self._flush_waiters: list[asyncio.Future[None]] = []
         self.flushed = 0  # rows committed (after collapsing versions)
         self.flushes = 0  # committed transactions for the buffer
@@ -261,36 +231,44 @@ class AsyncEventLogger:
 
     async def _flush_pending(self) -> None:
         """Write until the buffer is empty, retrying with backoff while the database refuses."""
-        backoff = Backoff(initial=self._retry_initial, cap=self._retry_max)
         waiters, self._flush_waiters = self._flush_waiters, []
-        while not self._stopping:
-            try:
-                await self._flush_once()
-            except Exception as exc:
-                self._note_failure(exc)
-                await self._spill_if_over()
-                await self._sleep_or_wake(backoff.next_delay())
-                continue
-            if self._failing:
-                log.warning("event database writable again (%d events written)", self.flushed)
-                self._failing = False
-            self._release_waiters(waiters)
+
+        async def failed(exc: BaseException, _: int) -> None:
+            self._note_failure(exc)
+            await self._spill_if_over()
+
+        try:
+            await retry(
+                self._flush_once,
+                retry_on=any_error,
+                initial=self._retry_initial,
+                cap=self._retry_max,
+                on_error=failed,
+                stop_when=lambda: self._stopping,
+                sleep=self._sleep_or_wake,
+            )
+        except Exception:
+            self._flush_waiters[:0] = waiters  # stopping: the final flush answers them
             return
-        self._flush_waiters[:0] = waiters  # stopping: the final flush answers them
+        if self._failing:
+            log.warning("event database writable again (%d events written)", self.flushed)
+            self._failing = False
+        self._release_waiters(waiters)
 
     async def _final_flush(self) -> None:
         deadline = time.monotonic() + self._shutdown_timeout
-        backoff = Backoff(initial=min(0.2, self._retry_initial), cap=1.0)
         while self._buffer:  # pending spill files stay on disk for the next start
             try:
-                await self._flush_once()
-                continue
-            except Exception as exc:
-                self._note_failure(exc)
-            delay = backoff.next_delay()
-            if time.monotonic() + delay > deadline:
+                await retry(
+                    self._flush_once,
+                    retry_on=any_error,
+                    initial=min(0.2, self._retry_initial),
+                    cap=1.0,
+                    on_error=lambda exc, _: self._note_failure(exc),
+                    deadline_s=max(0.0, deadline - time.monotonic()),
+                )
+            except Exception:  # noted by on_error; what is left is spilled below
                 break
-            await asyncio.sleep(delay)
         if self._buffer:
             await self._spill(self._take_all())
 
@@ -372,11 +350,7 @@ class AsyncEventLogger:
     # -- spill files ---------------------------------------------------------------------------------
 
     def _spill_files(self) -> list[Path]:
-        return sorted(self._spill_dir.glob("events-*.jsonl")) if self._spill_dir.is_dir() else []
-
-    def _new_spill_path(self, prefix: str) -> Path:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        return self._spill_dir / f"{prefix}-{stamp}-{os.getpid()}-{next(self._seq):06d}.jsonl"
+        return self._spills.files("events")
 
     async def _spill(self, events: list[NewEvent]) -> None:
         try:
@@ -390,9 +364,7 @@ class AsyncEventLogger:
 
     def _write_spill(self, events: list[NewEvent]) -> Path:
         """Blocking (runs in a thread); atomic by rename so a replay never reads half a file."""
-        path = self._new_spill_path("events")
-        self._write_lines(path, (e.to_json() for e in events))
-        return path
+        return self._spills.write("events", (e.to_json() for e in events))
 
     def _spill_sync(self, events: list[NewEvent]) -> None:
         self._write_spill(events)
@@ -408,41 +380,31 @@ class AsyncEventLogger:
         self._spill_sync([event])
 
     async def _reject(self, bad: list[tuple[NewEvent, Exception]]) -> None:
-        path = self._new_spill_path("rejected")
         records = [{**e.to_json(), "error": str(exc)[:500]} for e, exc in bad]
-        await asyncio.to_thread(self._write_lines, path, records)
+        path = await self._spills.write_async("rejected", records)
         self.rejected += len(bad)
         log.error("%d events rejected by the database, kept in %s", len(bad), path)
 
-    def _write_lines(self, path: Path, records: Iterable[dict[str, Any]]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for record in records:
-                fh.write(json.dumps(record, default=str) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-
     async def _replay_spills(self) -> None:
         """Oldest file first, one transaction each; a file goes only once its rows are committed."""
-        for path in self._spill_files():
-            events, bad = await asyncio.to_thread(_read_spill, path)
+
+        async def replay(path: Path, lines: list[str]) -> bool:
+            events, bad = _parse_spill(path, lines)
             if bad:
                 await self._reject(bad)
             await self._write(events)
             self.replayed += len(events)  # versions read back, before collapsing
-            path.unlink()
             log.warning("replayed %d events from %s", len(events), path.name)
+            return True
+
+        await self._spills.replay("events", replay)
         self._spill_pending = False
 
 
-def _read_spill(path: Path) -> tuple[list[NewEvent], list[tuple[NewEvent, Exception]]]:
+def _parse_spill(path: Path, lines: list[str]) -> tuple[list[NewEvent], list[tuple[NewEvent, Exception]]]:
     events: list[NewEvent] = []
     bad: list[tuple[NewEvent, Exception]] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, line in enumerate(lines, 1):
         try:
             events.append(NewEvent.from_json(json.loads(line)))
         except Exception as exc:
