@@ -13,8 +13,9 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from app.events.types import NewEvent
 from app.kit.rate import RateMeter
@@ -45,6 +46,19 @@ class Closed:
 
 
 CLOSED = Closed()
+
+
+class RemoteLive(Protocol):
+    """Another node's side of the live view (app.cluster.relay); None on a single node.
+
+    The hub tells it what local viewers watch and hands it each JPEG it encodes for a camera other
+    nodes asked for (`set_remote_demand`); frames it receives for cameras owned elsewhere come back
+    through `deliver`. Both calls are non-blocking.
+    """
+
+    def watched(self, camera_id: int, fps: float) -> None: ...  # local viewers' rate (0: none left)
+
+    def encoded(self, camera_id: int, message: bytes) -> None: ...  # header + JPEG, as sent to clients
 
 
 @dataclass(slots=True)
@@ -134,6 +148,10 @@ class LiveHub:
         self._stale_ticks = 0
         self._clients: set[Client] = set()
         self._ids = itertools.count(1)
+        # cluster mode only (wired by the lifespan): other nodes' viewers and this node's state changes
+        self.remote: RemoteLive | None = None
+        self.on_state: Callable[[int, str], None] | None = None
+        self._remote_fps: dict[int, float] = {}  # camera -> fps other nodes' viewers want from us
 
     async def __aenter__(self) -> Self:
         log.info(
@@ -159,9 +177,37 @@ class LiveHub:
             fresh.set()
 
     def demand(self, camera_id: int) -> float:
-        """Frames per second the live view wants from this camera; 0 when nobody watches."""
+        """Frames per second the live view wants from this camera (here or, in a cluster, on other
+        nodes); 0 when nobody watches."""
+        return max(self._local_demand(camera_id), self._remote_fps.get(camera_id, 0.0))
+
+    def _local_demand(self, camera_id: int) -> float:
         watchers = self._watchers.get(camera_id)
         return max((s.fps for s in watchers.values()), default=0.0) if watchers else 0.0
+
+    # -- the cluster relay calls these (never on a single node) --
+
+    def set_remote_demand(self, camera_id: int, fps: float) -> None:
+        """Viewers on other nodes want this (local) camera at `fps` (0: nobody there any more): it is
+        then encoded once per tick as for a local viewer, and each JPEG handed to `remote.encoded`."""
+        if fps > 0:
+            self._remote_fps[camera_id] = min(fps, MAX_FPS)
+            self._ensure_ticker(camera_id)
+        elif self._remote_fps.pop(camera_id, None) is not None and camera_id not in self._watchers:
+            self._stop_ticker(camera_id)
+
+    def deliver(self, camera_id: int, message: bytes) -> None:
+        """A frame of a camera another node owns (already encoded there): to local viewers, each on
+        its own schedule with the same one-slot latest-wins outbox as local frames."""
+        fps = self._local_demand(camera_id)
+        if fps > 0:
+            self._fan_out(camera_id, message, 1.0 / fps, asyncio.get_running_loop().time())
+
+    def receive_state(self, camera_id: int, text: str) -> None:
+        """A camera_state message from the node that runs the camera: kept and sent like a local one."""
+        self._states[camera_id] = text
+        for client in self._watchers.get(camera_id, {}):
+            client.put_text(text)
 
     def publish_state(self, camera_id: int, state: str, detail: dict[str, Any]) -> None:
         text = _dumps(
@@ -174,6 +220,8 @@ class LiveHub:
             }
         )
         self._states[camera_id] = text
+        if self.on_state is not None:
+            self.on_state(camera_id, text)
         if state == "stopped":  # its last frame is history now: never serve it as live or as a snapshot
             self._latest.pop(camera_id, None)
             self._encoded.pop(camera_id, None)
@@ -238,7 +286,8 @@ class LiveHub:
         for client in self._watchers.pop(camera_id, {}):
             client.subs.pop(camera_id, None)
         self._stop_ticker(camera_id)
-        for table in (self._latest, self._encoded, self._states, self._encodes, self._encode_rates):
+        tables = (self._latest, self._encoded, self._states, self._encodes, self._encode_rates)
+        for table in (*tables, self._remote_fps):
             table.pop(camera_id, None)
 
     def knows(self, camera_id: int) -> bool:
@@ -273,9 +322,9 @@ class LiveHub:
             state = self._states.get(camera_id)
             if state is not None:
                 client.put_text(state)
-            if camera_id not in self._tickers:
-                self._fresh[camera_id] = asyncio.Event()
-                self._tickers[camera_id] = spawn(self._tick(camera_id), name=f"argus.live:{camera_id}")
+            self._ensure_ticker(camera_id)
+            if self.remote is not None:
+                self.remote.watched(camera_id, self._local_demand(camera_id))
 
     def unsubscribe(self, client: Client, camera_ids: list[int]) -> None:
         for camera_id in camera_ids:
@@ -286,7 +335,10 @@ class LiveHub:
             watchers.pop(client, None)
             if not watchers:
                 del self._watchers[camera_id]
-                self._stop_ticker(camera_id)
+                if camera_id not in self._remote_fps:
+                    self._stop_ticker(camera_id)
+            if self.remote is not None:
+                self.remote.watched(camera_id, self._local_demand(camera_id))
 
     def stats(self) -> dict[str, Any]:
         cameras = {
@@ -311,6 +363,12 @@ class LiveHub:
         }
 
     # -- internals --
+
+    def _ensure_ticker(self, camera_id: int) -> None:
+        task = self._tickers.get(camera_id)
+        if task is None or task.done():
+            self._fresh[camera_id] = asyncio.Event()
+            self._tickers[camera_id] = spawn(self._tick(camera_id), name=f"argus.live:{camera_id}")
 
     def _stop_ticker(self, camera_id: int) -> None:
         task = self._tickers.pop(camera_id, None)
@@ -354,7 +412,9 @@ class LiveHub:
             encoded = await self._encode(frame)
             self._count_encode(camera_id)
             self._encoded[camera_id] = encoded
-            self._fan_out(camera_id, encoded, period, loop.time())
+            self._fan_out(camera_id, encoded.message, period, loop.time())
+            if self.remote is not None and camera_id in self._remote_fps:
+                self.remote.encoded(camera_id, encoded.message)
             due += period
             if due < loop.time() - period:  # fell behind (slow encode, stalled source): no catch-up burst
                 due = loop.time()
@@ -371,7 +431,7 @@ class LiveHub:
         self._encode_rates.setdefault(camera_id, RateMeter()).tick()
         LIVE_ENCODES.labels(camera=str(camera_id)).inc()
 
-    def _fan_out(self, camera_id: int, encoded: Encoded, tick_period: float, now: float) -> None:
+    def _fan_out(self, camera_id: int, message: bytes, tick_period: float, now: float) -> None:
         """Every subscriber gets the same bytes, each on its own schedule (a 2-fps client on a 5-fps camera).
 
         The schedule, not the tick count, decides: a frame is due when the client's next slot falls
@@ -384,7 +444,7 @@ class LiveHub:
                 period = 1.0 / sub.fps
                 # on schedule (or a little late): next slot one period on; far behind: restart from now
                 sub.due = (sub.due if sub.due > now - period else now) + period
-                client.put_frame(camera_id, encoded.message)
+                client.put_frame(camera_id, message)
 
 
 def _dumps(message: dict[str, Any]) -> str:

@@ -1,0 +1,1 @@
+"""Several Argus nodes as one system: PostgreSQL leases own cameras, Redis fans out and queues work."""
