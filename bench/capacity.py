@@ -82,8 +82,8 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
-from tests.fixtures.rtsp import RtspServer  # noqa: E402
 from tests.support.footage import VTEST, footage_clip  # noqa: E402
+from tests.support.rtsp import RtspServer  # noqa: E402
 from tests.support.server import free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "capacity.json"

@@ -38,8 +38,8 @@ import psutil  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
 from app.live.protocol import FRAME_HEADER  # noqa: E402
-from tests.live.support import write_video  # noqa: E402
 from tests.support.server import free_port  # noqa: E402
+from tests.support.viewer import write_video  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 KEY = "bench-key-0123456789"

@@ -46,7 +46,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
-from tests.fixtures.rtsp import SYSTEM_PYTHON, RtspServer  # noqa: E402
+from tests.support.rtsp import SYSTEM_PYTHON, RtspServer  # noqa: E402
 from tests.support.server import free_port  # noqa: E402
 from tests.support.webhook_receiver import WebhookReceiver  # noqa: E402
 

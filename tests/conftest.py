@@ -1,8 +1,10 @@
-"""Shared fixtures: settings on a temp SQLite, an app with its lifespan, a real server, PostgreSQL."""
+"""Shared fixtures: settings on a temp SQLite, an app with its lifespan, a real server, PostgreSQL, the RTSP
+server and the COCO detector. Helpers live in tests/support; fixtures that start real servers are here."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -10,14 +12,16 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.inference.install import install_known
 from app.main import create_app
+from app.migrate import upgrade
+from tests.support.coco import COCO_MODEL, require_coco
+from tests.support.rtsp import RtspServer, require_gstreamer
 from tests.support.server import running_server
-from tests.support.services import fresh_postgres_database
+from tests.support.services import fresh_postgres_database, truncate_all_sync
 
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-
-pytest_plugins = ["tests.fixtures.rtsp", "tests.fixtures.database", "tests.fixtures.coco"]
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -60,6 +64,21 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def migrated_postgres_url(postgres_url: str) -> str:
+    """The session's PostgreSQL database at head (migrating per test would cost seconds each)."""
+    with ThreadPoolExecutor(1) as ex:  # Alembic's env runs its own event loop
+        ex.submit(upgrade, postgres_url).result()
+    return postgres_url
+
+
+@pytest.fixture
+def clean_postgres_url(migrated_postgres_url: str) -> str:
+    """The migrated PostgreSQL database with every table emptied for this test."""
+    truncate_all_sync(migrated_postgres_url)
+    return migrated_postgres_url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Settings on each supported database: a temp SQLite file, then the session's migrated PostgreSQL
@@ -84,3 +103,47 @@ async def api_client(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=api_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://argus", headers=AUTH) as client:
         yield client
+
+
+@pytest.fixture
+def rtsp_server() -> Iterator[RtspServer]:
+    """Two mounts of 640x360 H.264 at 15 FPS with a moving ball (small, so tests stay cheap)."""
+    require_gstreamer()
+    with RtspServer(mounts=2) as server:
+        yield server
+
+
+@pytest.fixture
+def rtsp_factory() -> Iterator[type[RtspServer]]:
+    """For tests that need their own size, pattern or clip; every server made is stopped afterwards."""
+    require_gstreamer()
+    made: list[RtspServer] = []
+
+    class Tracked(RtspServer):
+        def __init__(self, *a: object, **kw: object) -> None:
+            super().__init__(*a, **kw)  # type: ignore[arg-type]
+            made.append(self)
+
+    yield Tracked
+    for server in made:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def coco_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models dir with the converted yolov3-tiny (about 0.7 s once; 35 MB). Tests must not write here:
+    point ARGUS_MODELS_DIR at a copy (`coco_models_copy`) when the server will add its own manifests."""
+    require_coco()
+    models = tmp_path_factory.mktemp("coco-models")
+    install_known(models, COCO_MODEL)
+    return models
+
+
+@pytest.fixture
+def coco_models_copy(coco_models_dir: Path, tmp_path: Path) -> Path:
+    """A fresh models dir whose yolov3-tiny files are hard links to the session's (no 35 MB copy)."""
+    models = tmp_path / "models"
+    models.mkdir()
+    for f in coco_models_dir.iterdir():
+        (models / f.name).hardlink_to(f)
+    return models

@@ -179,7 +179,7 @@ class TestScoreModels:
     async def test_a_detector_model_is_refused(
         self, pool: ResourcePool, settings: Settings, tmp_path: Path
     ) -> None:
-        from tests.inference.graphs import yolo_model
+        from tests.support.onnx_graphs import yolo_model
 
         path = yolo_model(tmp_path / "y.onnx")
         pool.register(

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.rtsp import RtspServer
 from tests.support.footage import footage_clip
+from tests.support.rtsp import RtspServer
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.slow]

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from tests.fixtures.rtsp import RtspServer
+from tests.support.rtsp import RtspServer
 from tests.support.waiting import eventually
 
 

@@ -17,8 +17,8 @@ import pytest
 
 from app.config import Settings
 from tests.conftest import make_settings
-from tests.fixtures.rtsp import RtspServer
 from tests.support.coco import vtest_segment
+from tests.support.rtsp import RtspServer
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.slow]

@@ -10,7 +10,7 @@ import pytest
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import AUTH, make_settings
-from tests.fixtures.rtsp import RtspServer
+from tests.support.rtsp import RtspServer
 from tests.support.waiting import eventually
 from tests.support.webhook_receiver import WebhookReceiver
 

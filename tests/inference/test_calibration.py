@@ -18,7 +18,7 @@ from app.inference.batcher import MicroBatcher
 from app.inference.calibration import calibrate, candidate_sizes, synthetic_item
 from app.inference.manifest import ModelSpec
 from app.inference.pool import ResourcePool
-from tests.inference.graphs import linear_spec, yolo_model
+from tests.support.onnx_graphs import linear_spec, yolo_model
 
 
 def elementwise_model(path: Path, width: int = 16) -> Path:

@@ -1,7 +1,7 @@
 """Darknet -> ONNX: layer shapes, the weights-size check, the in-graph head decode, and real boxes.
 
 The real-model tests use the official yolov3-tiny COCO weights (the `coco` extra), converted once per
-session (tests/fixtures/coco.py), and hand-labelled real frames (tests/support/labels/frames.json).
+session (tests/conftest.py), and hand-labelled real frames (tests/support/labels/frames.json).
 """
 
 from __future__ import annotations

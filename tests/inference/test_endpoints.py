@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from app.config import Settings
-from tests.inference.graphs import yolo_model
+from tests.support.onnx_graphs import yolo_model
 
 
 def detector_manifest(path: Path, **overrides: object) -> dict[str, object]:

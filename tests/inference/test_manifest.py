@@ -9,7 +9,7 @@ import pytest
 
 from app.inference.builtin_vad import NAME, ensure_builtin_vad
 from app.inference.manifest import ManifestError, ModelSpec, check_model
-from tests.inference.graphs import linear_model, yolo_model
+from tests.support.onnx_graphs import linear_model, yolo_model
 
 
 def detector(path: Path, **overrides: object) -> dict[str, object]:

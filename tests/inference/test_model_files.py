@@ -13,8 +13,8 @@ import pytest
 
 from app.config import Settings
 from app.inference.manifest import MANIFEST_UNUSABLE, MODEL_UNUSABLE
-from tests.inference.graphs import yolo_model
 from tests.inference.test_endpoints import detector_manifest
+from tests.support.onnx_graphs import yolo_model
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from app.inference.manifest import ModelSpec
 from app.inference.pool import ModelExists, ModelInUse, ResourcePool, UnknownModel
 from app.inference.providers import CPU, usable_providers
-from tests.inference.graphs import linear_reference, linear_spec
+from tests.support.onnx_graphs import linear_reference, linear_spec
 
 HAS_NVIDIA = Path("/dev/nvidia0").exists()
 

@@ -23,8 +23,8 @@ from app.main import create_app
 from app.models import Camera
 from app.stream.frame import Frame
 from tests.conftest import API_KEY, AUTH, make_settings
-from tests.live.support import write_video
 from tests.support.server import free_port
+from tests.support.viewer import write_video
 
 T = TypeVar("T")
 

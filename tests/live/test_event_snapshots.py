@@ -11,8 +11,8 @@ import pytest
 from app.config import Settings
 from tests.conftest import AUTH, make_settings
 from tests.live.conftest import LiveServer, _serve
-from tests.live.support import Viewer
 from tests.support.media import media_path, write_video
+from tests.support.viewer import Viewer
 
 
 @pytest.fixture

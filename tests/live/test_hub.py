@@ -14,7 +14,7 @@ from app.events.types import NewEvent, Severity, utcnow
 from app.live.hub import CLOSED, Client, LiveHub
 from app.live.protocol import unpack_frame
 from app.stream.frame import Frame
-from tests.live.support import moving_frames
+from tests.support.viewer import moving_frames
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from app.live.protocol import FRAME_HEADER
 from tests.conftest import API_KEY, AUTH
 from tests.live.conftest import LiveServer, Producer
-from tests.live.support import Viewer, measure_window, moving_frames
+from tests.support.viewer import Viewer, measure_window, moving_frames
 
 FPS_TOLERANCE = 0.5  # the functional tolerance: 5 +/- 0.5 FPS over 5 s
 

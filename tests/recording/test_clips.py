@@ -27,7 +27,7 @@ from app.recording.clips import ClipFeed, ClipRecorder, pipeline_feeds
 from app.recording.part_writer import TEMPLATES, PartWriter, marker_of
 from app.stream.packets import Packet, PacketRing
 from tests.conftest import AUTH
-from tests.recording.clip_media import between, camera_packets, feed, real_h264, utc
+from tests.support.clip_media import between, camera_packets, feed, real_h264, utc
 from tests.support.waiting import eventually
 
 PRE, POST = 3.0, 2.0
@@ -297,7 +297,7 @@ def crash_writing(source: Path, out: Path, seconds: float, garbage: int = 0) -> 
     args = [
         sys.executable,
         "-m",
-        "tests.recording.crash_clip",
+        "tests.support.crash_clip",
         str(source),
         str(out),
         str(seconds),

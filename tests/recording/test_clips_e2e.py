@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from app.config import Settings
-from tests.fixtures.rtsp import RtspServer
-from tests.recording.clip_media import real_h264
+from tests.support.clip_media import real_h264
 from tests.support.media import media_path, write_video
+from tests.support.rtsp import RtspServer
 from tests.support.waiting import eventually
 
 PRE, POST, GOP = 3.0, 2.0, 2.0

@@ -19,7 +19,7 @@ from app.migrate import upgrade_async
 from app.models import Camera, Recording
 from app.recording.continuous import Recorder, recover
 from app.stream.packets import PacketRing
-from tests.recording.segment_media import decoded_frames, feed, make_h264, packets
+from tests.support.segment_media import decoded_frames, feed, make_h264, packets
 
 FPS = 15
 

@@ -10,7 +10,7 @@ import pytest
 from app.recording.export import SegmentRef, export
 from app.recording.segments import SegmentClosed, SegmentEvent, SegmentWriter
 from app.stream.packets import PacketRing
-from tests.recording.segment_media import decoded_frames, feed, make_h264, packets
+from tests.support.segment_media import decoded_frames, feed, make_h264, packets
 
 FPS = 15
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from app.metrics import REGISTRY
 from app.recording.continuous import Recorder
 from app.stream.packets import PacketRing
-from tests.recording.segment_media import feed, make_h264, packets
+from tests.support.segment_media import feed, make_h264, packets
 from tests.support.waiting import eventually
 
 FPS = 15

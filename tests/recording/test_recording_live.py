@@ -16,8 +16,8 @@ import pytest
 
 from app.config import Settings
 from tests.conftest import make_settings
-from tests.recording.segment_media import make_h264
 from tests.support.media import media_path
+from tests.support.segment_media import make_h264
 from tests.support.waiting import eventually
 
 FPS, GOP_S = 15, 1.0

@@ -9,7 +9,7 @@ import pytest
 
 from app.recording.segments import SegmentClosed, SegmentEvent, SegmentOpened, SegmentWriter, finish_file
 from app.stream.packets import PacketRing
-from tests.recording.segment_media import decoded_frames, feed, make_h264, packets
+from tests.support.segment_media import decoded_frames, feed, make_h264, packets
 
 FPS, GOP = 15, 15  # one keyframe a second
 

@@ -19,7 +19,7 @@ from app.live.hub import LiveHub
 from app.restream.publisher import Publisher
 from app.restream.restreamer import Restreamer, RestreamSpec
 from app.stream.frame import Frame
-from tests.fixtures.rtsp import SYSTEM_PYTHON, require_gstreamer
+from tests.support.rtsp import SYSTEM_PYTHON, require_gstreamer
 from tests.support.server import free_port
 
 pytestmark = pytest.mark.rtsp

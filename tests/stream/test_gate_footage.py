@@ -15,8 +15,8 @@ import pytest
 from app.config import Settings
 from app.stream.drop_policy import DropReason
 from app.stream.source import SourceState, StreamSource
-from tests.fixtures.rtsp import RtspServer
 from tests.support.footage import Clip, footage_clip
+from tests.support.rtsp import RtspServer
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.rtsp

@@ -13,7 +13,7 @@ from app.stream.drop_policy import DropCounter, DropReason, FrameGate
 from app.stream.frame import Frame
 from app.stream.sampler import Sampler
 from app.stream.source import StreamSource
-from tests.fixtures.rtsp import RtspServer
+from tests.support.rtsp import RtspServer
 
 IMAGE = np.zeros((4, 4, 3), np.uint8)
 

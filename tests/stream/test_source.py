@@ -17,8 +17,8 @@ from app.stream.drop_policy import DropReason
 from app.stream.frame import Frame
 from app.stream.sampler import Sampler
 from app.stream.source import SourceState, StreamSource, Timeline, fit_width, source_kind
-from tests.fixtures.rtsp import RtspServer
 from tests.stream.conftest import MjpegServer
+from tests.support.rtsp import RtspServer
 from tests.support.server import free_port
 
 SECRET = "s3cr3t-pw"

@@ -19,6 +19,7 @@ from app.inference.install import KNOWN, package_files
 from tests.support.footage import VTEST
 from tests.support.services import IN_CI
 
+COCO_MODEL = "yolov3-tiny"  # the detector the `coco_models_dir` fixture converts
 LABELS = Path(__file__).resolve().parent / "labels" / "frames.json"
 VEHICLES = {"car", "truck", "bus"}  # one group when matching: a van is labelled car, the model may say truck
 

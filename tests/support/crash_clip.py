@@ -1,4 +1,4 @@
-"""Run as a process that dies mid-clip: `python -m tests.recording.crash_clip SOURCE OUT SECONDS [GARBAGE]`.
+"""Run as a process that dies mid-clip: `python -m tests.support.crash_clip SOURCE OUT SECONDS [GARBAGE]`.
 
 Writes SECONDS of SOURCE's packets to OUT with the real PartWriter, optionally appends GARBAGE bytes of a
 fragment that never finished, then SIGKILLs itself: no trailer, the `.writing` marker left behind.
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from app.recording.part_writer import PartWriter
-from tests.recording.clip_media import camera_packets
+from tests.support.clip_media import camera_packets
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Real YOLO-layout ONNX graphs with known outputs, built with the onnx helper API (no weights to fetch).
+"""Small ONNX graphs with known outputs (YOLO-layout detectors, a linear model), built with the onnx helper
+API for real onnxruntime sessions (no weights to fetch).
 
 - `constant_detector`: ignores its pixels and always emits the given rows (decoding, NMS, mapping).
 - `blob_detector`: a real, if tiny, detector: one box per colour channel around the pixels brighter
@@ -6,6 +7,8 @@
   with no bright pixel scores 0. Move a coloured square between frames and the box moves with it.
 - `conv_detector`: strided convolutions with random weights ending in a YOLOv8-shaped head, for
   benchmarks that need a detector of realistic cost (its boxes are meaningless).
+- `linear_model` / `linear_spec`: x [B, 4] -> x @ W + b and sum(x), exact in float32 (`linear_reference`).
+- `yolo_model`: an image -> a YOLO-shaped output of pooled pixels, for shape and manifest tests.
 All take a dynamic batch dimension, so the pool can batch them.
 """
 
@@ -17,6 +20,8 @@ from typing import Literal
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from app.inference.manifest import ModelSpec
 
 Layout = Literal["yolov8", "yolov5"]
 OPSET = 13
@@ -155,3 +160,69 @@ def conv_detector(size: int = 320, num_classes: int = 80, width: int = 32, seed:
     ]
     n = (size // 32) ** 2
     return _model(nodes, inits, (size, size), [feats, n])
+
+
+WEIGHTS = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
+BIAS = np.array([1.0, -1.0, 0.5], dtype=np.float32)
+
+
+def _save_graph(graph: onnx.GraphProto, path: Path, opset: int = 17) -> Path:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return save(model, path)
+
+
+def linear_model(path: Path, batch: int | str = "batch") -> Path:
+    """x [B, 4] -> y = x @ W + b [B, 3], s = sum(x) [B]: two outputs, exact in float32."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["xw"]),
+        helper.make_node("Add", ["xw", "b"], ["y"]),
+        helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 3]),
+            helper.make_tensor_value_info("s", TensorProto.FLOAT, [batch]),
+        ],
+        initializer=[
+            numpy_helper.from_array(WEIGHTS, "w"),
+            numpy_helper.from_array(BIAS, "b"),
+            numpy_helper.from_array(np.array([1], np.int64), "axes"),
+        ],
+    )
+    return _save_graph(graph, path)
+
+
+def linear_reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return x @ WEIGHTS + BIAS, x.sum()
+
+
+def linear_spec(path: Path, name: str = "linear", batch: int | str = "batch") -> ModelSpec:
+    return ModelSpec(name=name, kind="score", path=linear_model(path, batch))
+
+
+def yolo_model(path: Path, classes: int = 2, boxes: int = 8, size: int = 32, layout: str = "yolov8") -> Path:
+    """An image [B, 3, S, S] -> a YOLO-shaped output ([B, 4+C, N] or [B, N, 5+C]) of pooled pixels."""
+    feats = 4 + classes if layout == "yolov8" else 5 + classes
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["images"], ["g"]),  # [B, 3, 1, 1]
+        helper.make_node("Flatten", ["g"], ["f"]),  # [B, 3]
+        helper.make_node("MatMul", ["f", "w"], ["m"]),  # [B, feats * N]
+        helper.make_node("Reshape", ["m", "shape"], ["output0"]),
+    ]
+    shape = [0, feats, boxes] if layout == "yolov8" else [0, boxes, feats]
+    out_shape = ["batch", *shape[1:]]
+    graph = helper.make_graph(
+        nodes,
+        "yolo",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)],
+        initializer=[
+            numpy_helper.from_array(np.ones((3, feats * boxes), np.float32), "w"),
+            numpy_helper.from_array(np.array(shape, np.int64), "shape"),
+        ],
+    )
+    return _save_graph(graph, path)

@@ -56,3 +56,34 @@ def fresh_postgres_database() -> Iterator[str]:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def asyncpg_dsn(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def truncate_all(url: str) -> None:
+    """Empty every table the migrations made (alembic_version kept), so each test starts clean."""
+    import asyncpg
+
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        names = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+        if names:
+            tables = ", ".join(f'"{r["tablename"]}"' for r in names)
+            await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
+def truncate_all_sync(url: str) -> None:
+    """From sync fixtures: asyncio.run in a worker thread never meets the test's own event loop."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as ex:
+        ex.submit(asyncio.run, truncate_all(url)).result()

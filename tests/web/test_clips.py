@@ -11,7 +11,7 @@ import pytest
 
 from app.config import Settings
 from tests.conftest import API_KEY, AUTH
-from tests.recording.clip_media import real_h264
+from tests.support.clip_media import real_h264
 from tests.support.media import media_path
 from tests.support.waiting import eventually
 from tests.web.test_page import CHROMIUM, CHROMIUM_ARGS, require_chromium

@@ -12,9 +12,9 @@ import pytest
 
 from app.config import Settings
 from tests.conftest import API_KEY, AUTH
-from tests.live.support import write_video
 from tests.support.media import media_path
 from tests.support.services import IN_CI
+from tests.support.viewer import write_video
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"

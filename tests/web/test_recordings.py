@@ -18,8 +18,8 @@ from app.models import Recording
 from app.recording.segments import SegmentClosed, SegmentEvent, SegmentWriter
 from app.stream.packets import PacketRing
 from tests.conftest import API_KEY, AUTH
-from tests.recording.segment_media import feed, make_h264, packets
 from tests.support.media import media_path, write_video
+from tests.support.segment_media import feed, make_h264, packets
 from tests.web.test_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 pytestmark = pytest.mark.browser
