@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 DedupKey = tuple[int, int | None, str]  # (rule_id, camera_id, event_type)
 
@@ -55,3 +56,28 @@ class Deduplicator:
 
     def __len__(self) -> int:
         return len(self._windows)
+
+    # -- DedupWindows (the engine's interface) --
+
+    async def admit(self, key: DedupKey, window_s: float, alert_ids: list[str]) -> list[str] | None:
+        window = self.suppresses(key, window_s)
+        if window is not None:
+            return window.alert_ids
+        self.open(key, alert_ids)
+        return None
+
+    async def release(self, alert_ids: set[str]) -> None:
+        self.forget(alert_ids)
+
+
+class DedupWindows(Protocol):
+    """What the alert engine asks: the local Deduplicator on one node, app.cluster.dedup across nodes."""
+
+    async def admit(self, key: DedupKey, window_s: float, alert_ids: list[str]) -> list[str] | None:
+        """None: no window is open, so one opens now with `alert_ids` (raise them); otherwise the alert
+        ids of the open window that swallows this hit."""
+        ...
+
+    async def release(self, alert_ids: set[str]) -> None:
+        """These alerts were never written: a window holding only them must not swallow the next hits."""
+        ...

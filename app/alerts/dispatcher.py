@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -110,6 +110,8 @@ class WebhookDispatcher:
         self._target_cache: dict[int, Target] = {}
         self._targets_loaded_at: float | None = None
         self._next_due: datetime | None = None  # noted by the last claim round that went idle
+        # cluster mode: asked before each claim whether this node sends the digests now (one node does)
+        self.digest_gate: Callable[[], Awaitable[bool]] | None = None
 
     async def __aenter__(self) -> Self:
         limits = httpx.Limits(max_connections=self.policy.concurrency * 2)
@@ -210,6 +212,7 @@ class WebhookDispatcher:
         now = self._now()
         lease_until = now + timedelta(seconds=self.policy.lease_s)
         deliveries: list[Delivery] = []
+        digests = self.policy.digest_max if self.digest_gate is None or await self.digest_gate() else 0
         async with write_lock(self._sessionmaker), self._sessionmaker.begin() as session:
             repo = OutboxRepository(session)
             targets = await self._targets(session)
@@ -224,13 +227,15 @@ class WebhookDispatcher:
                 self.owner,
                 now,
                 lease_until,
-                {AlertPriority.immediate: free, AlertPriority.digest: self.policy.digest_max},
+                {AlertPriority.immediate: free, AlertPriority.digest: digests},
                 exclude,
             )
             immediate = sum(r.priority == AlertPriority.immediate for r in claimed)
-            more = immediate >= free or len(claimed) - immediate >= self.policy.digest_max
+            more = immediate >= free or 0 < digests <= len(claimed) - immediate
             if not more:
                 self._next_due = await repo.next_due(now, exclude)
+                if not digests and self._next_due is not None:  # another node's digest: ask again in 1 s
+                    self._next_due = max(self._next_due, now + timedelta(seconds=1))
             deliveries += self._group(claimed, await self._targets_of(session, claimed))
         for delivery in deliveries:
             task = spawn(

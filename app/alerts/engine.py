@@ -28,7 +28,7 @@ from typing import Any, Self, TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts.dedup import Deduplicator
+from app.alerts.dedup import Deduplicator, DedupWindows
 from app.alerts.digest import next_boundary
 from app.alerts.outbox import OutboxRepository, write_lock
 from app.alerts.rules import RuleSpec, is_immediate, matches
@@ -86,7 +86,8 @@ class AlertEngine:
         self._now = now
         self.on_alert = on_alert
         self._drain_upstream = drain_upstream  # the bus's drain: take what it still holds before stopping
-        self.dedup = Deduplicator(clock=clock)
+        # one alert per (rule, camera, type) per window; in a cluster the lifespan swaps in Redis windows
+        self.dedup: DedupWindows = Deduplicator(clock=clock)
         self._queue: asyncio.Queue[NewEvent] = asyncio.Queue(queue_size)
         self._seen: OrderedDict[tuple[int, str], None] = OrderedDict()
         self._rules: list[RuleSpec] = []
@@ -236,7 +237,7 @@ class AlertEngine:
         cameras = await self._retrying("reading rules", lambda: self._read(batch))
         if cameras is None:
             return
-        plan = self._plan(batch, cameras)
+        plan = await self._plan(batch, cameras)
         if plan.rows or plan.suppressed:
             await self._write(plan)
         if plan.rows and self.on_alert is not None:
@@ -275,7 +276,7 @@ class AlertEngine:
         self._cameras = {}  # names and URLs are re-read with the rules: a rename shows within the TTL
         self._rules_loaded_at = self._clock()
 
-    def _plan(self, batch: list[NewEvent], cameras: dict[int, tuple[str | None, str | None]]) -> Plan:
+    async def _plan(self, batch: list[NewEvent], cameras: dict[int, tuple[str | None, str | None]]) -> Plan:
         plan = Plan()
         now = self._now()
         for event in batch:
@@ -283,20 +284,19 @@ class AlertEngine:
                 if not matches(rule, event) or (rule.id, event.id) in self._seen:
                     continue
                 self._remember(rule.id, event.id)
-                key = (rule.id, event.camera_id, event.type)
-                window = self.dedup.suppresses(key, rule.dedup_window_s)
-                if window is not None:
-                    for alert_id in window.alert_ids:
-                        plan.suppressed[alert_id] = plan.suppressed.get(alert_id, 0) + 1
-                    self.suppressed += 1
-                    ALERTS_SUPPRESSED.inc()
-                    continue
                 rows = [
                     self._row(rule, event, hook_id, cameras, now)
                     for hook_id in rule.webhook_ids
                     if hook_id in self._enabled_webhooks
                 ]
-                self.dedup.open(key, [r["id"] for r in rows])
+                key = (rule.id, event.camera_id, event.type)
+                kept = await self.dedup.admit(key, rule.dedup_window_s, [r["id"] for r in rows])
+                if kept is not None:  # an open window swallows it: its alerts count one more hit
+                    for alert_id in kept:
+                        plan.suppressed[alert_id] = plan.suppressed.get(alert_id, 0) + 1
+                    self.suppressed += 1
+                    ALERTS_SUPPRESSED.inc()
+                    continue
                 plan.rows.extend(rows)
                 if rows:
                     plan.events[event.id] = event
@@ -397,7 +397,7 @@ class AlertEngine:
             self.spill.reject("alerts-rejected", bad)
             ALERTS_DROPPED.labels(reason="rejected").inc(len(bad))
         written = {r["id"] for r in rows} - {r["id"] for r in bad}
-        self.dedup.forget({r["id"] for r in plan.rows} - written)
+        await self.dedup.release({r["id"] for r in plan.rows} - written)
 
     async def _commit(
         self,
