@@ -121,3 +121,18 @@ FORWARD_QUEUED = Gauge(
 FORWARD_EVENTS = Counter(
     "argus_forward_events", "Event changes acknowledged by the central Argus", registry=REGISTRY
 )
+
+CLUSTER_LEASES = Gauge(
+    "argus_cluster_leases", "Camera leases this node holds (cluster mode)", registry=REGISTRY
+)
+CLUSTER_LEASE_CHANGES = Counter(
+    "argus_cluster_lease_changes",
+    "Camera lease changes here: acquired, released, lost (taken over), self_fenced (not renewed in time)",
+    ["change"],
+    registry=REGISTRY,
+)
+EVENTS_FENCED = Counter(
+    "argus_events_fenced",
+    "Event writes refused: their camera lease token is stale (a former owner's late writes)",
+    registry=REGISTRY,
+)

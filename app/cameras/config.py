@@ -25,6 +25,8 @@ class CameraConfig:
     pre_roll_s: float = 5.0
     post_roll_s: float = 5.0
     record: dict[str, Any] = field(default_factory=dict)
+    pinned_node: str | None = None
+    fence: int | None = None  # cluster mode: this node's lease token, stamped on every event it writes
 
     @classmethod
     def from_row(cls, row: Camera) -> CameraConfig:
@@ -43,6 +45,7 @@ class CameraConfig:
             pre_roll_s=row.pre_roll_s if row.pre_roll_s is not None else 5.0,
             post_roll_s=row.post_roll_s if row.post_roll_s is not None else 5.0,
             record=dict(row.record or {}),
+            pinned_node=row.pinned_node,
         )
 
     @property

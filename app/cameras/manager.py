@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Self
+from dataclasses import replace
+from typing import Any, Protocol, Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,12 +18,25 @@ from app.kit.redact import mask_text
 log = logging.getLogger("argus.cameras")
 
 
+class Ownership(Protocol):
+    """Cluster mode: which cameras this node runs (app.cluster.member.ClusterMember)."""
+
+    def fence(self, camera_id: int) -> int | None: ...  # this node's lease token; None: not this node's
+    def owner(self, camera_id: int) -> str | None: ...  # the node holding its lease (None: free)
+
+
 class MultiCameraManager:
     def __init__(self, deps: PipelineDeps) -> None:
         self._deps = deps
         self._pipelines: dict[int, CameraPipeline] = {}
         self._lock = asyncio.Lock()  # one start/stop at a time per manager: no double pipelines
         self._failures: dict[int, str] = {}  # camera id -> why its pipeline is not running
+        self._ownership: Ownership | None = None  # None: one node, every enabled camera runs here
+        self.node_name = deps.settings.node_name
+
+    def govern(self, ownership: Ownership | None) -> None:
+        """Cluster mode: from now on only cameras whose lease this node holds run here, with its token."""
+        self._ownership = ownership
 
     async def __aenter__(self) -> Self:
         return self
@@ -44,6 +58,12 @@ class MultiCameraManager:
 
     async def apply(self, config: CameraConfig) -> None:
         """Start, restart with the new settings, or stop the camera's pipeline to match `config`."""
+        if self._ownership is not None:
+            fence = self._ownership.fence(config.id)
+            if fence is None:  # another node's camera: its owner applies the change within a renew period
+                await self._stop_local(config.id)
+                return
+            config = replace(config, fence=fence)
         async with self._lock:
             current = self._pipelines.get(config.id)
             if current is not None and config.enabled and current.can_retune(config):
@@ -65,6 +85,15 @@ class MultiCameraManager:
                 self._deps.hub.publish_state(config.id, "stopped", {"error": self._failures[config.id]})
                 return
             self._pipelines[config.id] = pipeline
+
+    async def _stop_local(self, camera_id: int) -> None:
+        async with self._lock:
+            pipeline = self._pipelines.pop(camera_id, None)
+            if pipeline is not None:
+                await pipeline.stop()
+
+    def node_of(self, camera_id: int) -> str | None:
+        return self.node_name if self._ownership is None else self._ownership.owner(camera_id)
 
     async def remove(self, camera_id: int) -> None:
         async with self._lock:
@@ -94,8 +123,9 @@ class MultiCameraManager:
                 fps_in=0.0,
                 fps_analyzed=0.0,
                 last_error=self._failures.get(camera_id),
+                node=self.node_of(camera_id),
             )
-        return pipeline.status()
+        return pipeline.status().model_copy(update={"node": self.node_of(camera_id)})
 
     def summary(self) -> dict[str, Any]:
         states: dict[str, int] = {}

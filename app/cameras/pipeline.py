@@ -62,7 +62,7 @@ class CameraPipeline:
             camera_id=config.id,
             tracer=deps.tracer,
         )
-        self.episodes = EpisodeTracker(config.id, deps.bus, self._save_snapshot)
+        self.episodes = EpisodeTracker(config.id, deps.bus, self._save_snapshot, fence=config.fence)
         try:
             self.source = StreamSource(
                 config.id,
@@ -100,7 +100,8 @@ class CameraPipeline:
     def can_retune(self, config: CameraConfig) -> bool:
         """Only sampling, decoding or recording changed: apply it live instead of reconnecting."""
         same_stream = (config.url, config.rtsp_transport) == (self.config.url, self.config.rtsp_transport)
-        return same_stream and config.chain() == self.config.chain()
+        same_lease = config.fence == self.config.fence  # a new token: a new ownership, a fresh start
+        return same_stream and same_lease and config.chain() == self.config.chain()
 
     def retune(self, config: CameraConfig) -> None:
         self.sampler.configure(config.analysis_fps, config.drop_policy, config.drop_every_n)

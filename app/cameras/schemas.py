@@ -159,6 +159,7 @@ class CameraRead(Schema):
 
 class CameraStatus(BaseModel):
     camera_id: int
+    node: str | None = Field(None, description="the node running it (cluster mode: its lease holder)")
     state: Literal["connecting", "streaming", "reconnecting", "offline", "stopped"]
     fps_in: float
     fps_analyzed: float

@@ -23,6 +23,7 @@ class EpisodeTracker:
     bus: EventBus
     save_snapshot: SnapshotWriter
     open_events: dict[str, NewEvent] = field(default_factory=dict)
+    fence: int | None = None  # cluster mode: the camera's lease token, carried by every event written
 
     async def apply(self, finding: Finding, captured_at: float, image: np.ndarray | None) -> None:
         at = datetime.fromtimestamp(captured_at, UTC)
@@ -63,6 +64,7 @@ class EpisodeTracker:
             started_at=at,
             score=finding.score,
             data=dict(finding.data),
+            fence=self.fence,
         )
         # Known before the snapshot await: a camera stopped meanwhile still closes (and so stores) it.
         self.open_events[finding.key] = event

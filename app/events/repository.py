@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,10 +14,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from app.events.types import Severity
 from app.kit.repository import RepositoryBase
-from app.models import Camera, Event, utcnow
+from app.metrics import EVENTS_FENCED
+from app.models import Camera, CameraLease, Event, utcnow
+
+log = logging.getLogger("argus.events")
 
 # Columns a later version simply replaces; created_at and id stay as first written.
-_REPLACED = ("camera_id", "type", "score", "started_at", "source", "updated_at")
+_REPLACED = ("camera_id", "type", "score", "started_at", "source", "updated_at", "fence")
 # Set once, never unset: a version evolved from an older copy (a VLM description of the open event
 # arriving after the close) must not reopen the event or drop its snapshot.
 _STICKY = ("ended_at", "description", "snapshot_path")
@@ -44,7 +48,9 @@ class EventRepository(RepositoryBase[Event]):
 
     async def upsert_many(self, rows: Sequence[dict[str, Any]]) -> int:
         """Insert-or-update on id in one executemany; rows must hold distinct ids (PostgreSQL refuses
-        to touch one row twice in a statement), which the logger guarantees by collapsing versions."""
+        to touch one row twice in a statement), which the logger guarantees by collapsing versions.
+        Rows with a stale fencing token are left out (see _fenced); the count is of rows written."""
+        rows = await self._fenced(rows)
         if not rows:
             return 0
         now = utcnow()
@@ -62,6 +68,30 @@ class EventRepository(RepositoryBase[Event]):
         stmt = stmt.on_conflict_do_update(index_elements=[Event.id], set_=set_)
         await self.session.execute(stmt, params)
         return len(params)
+
+    async def _fenced(self, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+        """Cluster mode: leave out rows whose camera lease has moved on since their pipeline wrote them
+        (a former owner's late writes). FOR SHARE holds the lease rows until this transaction ends, so no
+        node can acquire one of these cameras between the check and the write. Unfenced rows pass."""
+        fenced = {r["camera_id"] for r in rows if r.get("fence") is not None}
+        if not fenced:
+            return rows
+        found = await self.session.execute(
+            select(CameraLease.camera_id, CameraLease.token)
+            .where(CameraLease.camera_id.in_(fenced))
+            .with_for_update(read=True)
+        )
+        tokens = {cid: token for cid, token in found.all()}
+        kept = [r for r in rows if r.get("fence") is None or tokens.get(r["camera_id"]) == r["fence"]]
+        if len(kept) < len(rows):
+            stale = [r for r in rows if r not in kept]
+            EVENTS_FENCED.inc(len(stale))
+            log.warning(
+                "%d event write(s) refused: stale camera lease token (cameras %s: a former owner)",
+                len(stale),
+                sorted({r["camera_id"] for r in stale}),
+            )
+        return kept
 
     async def insert_missing(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert the rows whose id is not stored yet; a stored row is left as it is (the logger's

@@ -54,6 +54,7 @@ class NewEvent:
     source: str = "pipeline"
     data: dict[str, Any] = field(default_factory=dict)
     phase: Phase = Phase.open
+    fence: int | None = None  # cluster mode: the camera lease's token (a stale one's writes are refused)
     produced_at: float = 0.0  # monotonic-free wall time when put on the bus (latency benchmarks)
 
     def evolve(self, **changes: Any) -> Self:
@@ -73,10 +74,12 @@ class NewEvent:
             "snapshot_path": self.snapshot_path,
             "source": self.source,
             "data": self.data,
+            "fence": self.fence,
         }
 
     def to_json(self) -> dict[str, Any]:
         row = self.to_row()
+        del row["fence"]  # internal to the cluster: never in payloads (a spilled event is replayed unfenced)
         row["started_at"] = self.started_at.isoformat()
         row["ended_at"] = self.ended_at.isoformat() if self.ended_at else None
         row["phase"] = str(self.phase)

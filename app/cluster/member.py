@@ -1,0 +1,243 @@
+"""ClusterMember: this node's part in a cluster; the one owner of its heartbeat, leases and camera choice.
+
+Every renew period (TTL / 3) one tick, in one transaction: heartbeat, a lease row for new cameras, renew
+the leases held here, read nodes + leases + cameras. Then, each in its own statement: give back what
+plan() says (pipeline stopped first, then the lease released), acquire what it says (then the pipeline
+starts with the new fencing token), and restart held cameras whose row changed (camera CRUD on any node).
+A second task, the watchdog, stops every camera whose lease could expire before it is renewed (see
+app.cluster.leases): it never waits on the database, so a hung connection cannot keep a camera running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Protocol, Self
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cameras.config import CameraConfig
+from app.cluster.assignment import Snapshot, plan
+from app.cluster.leases import Clock, LeaseBook, Leases
+from app.cluster.nodes import load
+from app.cluster.repository import ClusterRepository
+from app.config import Settings
+from app.kit.tasks import cancel_and_wait, spawn
+from app.metrics import CLUSTER_LEASE_CHANGES, CLUSTER_LEASES
+
+log = logging.getLogger("argus.cluster")
+
+
+class CameraRunner(Protocol):
+    """What the member needs from the camera manager (MultiCameraManager)."""
+
+    def govern(self, ownership: Any) -> None: ...
+    async def apply(self, config: CameraConfig) -> None: ...
+    async def remove(self, camera_id: int) -> None: ...
+
+
+class ClusterMember:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        manager: CameraRunner,
+        *,
+        name: str,
+        capacity: float = 1.0,
+        ttl_s: float = 10.0,
+        before_release: Callable[[], Awaitable[None]] | None = None,
+        max_moves: int = 2,
+        clock: Clock | None = None,
+    ) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.ttl_s = ttl_s
+        self.renew_s = ttl_s / 3
+        self._sessionmaker = sessionmaker
+        self._manager = manager
+        self._before_release = before_release  # e.g. the event logger's flush: last writes keep the token
+        self._max_moves = max_moves
+        book = LeaseBook(ttl_s, margin_s=self.renew_s / 2, **({"clock": clock} if clock else {}))
+        self.leases = Leases(sessionmaker, name, book)
+        self.snapshot: Snapshot | None = None
+        self._applied: dict[int, datetime] = {}  # camera id -> updated_at of the row its pipeline runs
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._failing = False
+        self._paused = False
+        self.ticks = 0  # completed ticks (tests wait on it)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        manager: CameraRunner,
+        before_release: Callable[[], Awaitable[None]] | None = None,
+    ) -> Self:
+        return cls(
+            sessionmaker,
+            manager,
+            name=settings.node_name,
+            capacity=settings.node_capacity,
+            ttl_s=settings.lease_ttl_s,
+            before_release=before_release,
+        )
+
+    # -- the manager's ownership hook ----------------------------------------------------------------
+
+    def fence(self, camera_id: int) -> int | None:
+        """This node's fencing token for the camera; None: another node (or none yet) runs it."""
+        return self.leases.book.fence(camera_id)
+
+    def owner(self, camera_id: int) -> str | None:
+        if camera_id in self.leases.book:
+            return self.name
+        return self.snapshot.owner(camera_id) if self.snapshot is not None else None
+
+    def held(self) -> set[int]:
+        return self.leases.book.ids()
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._manager.govern(self)
+        try:
+            await self._tick(joined=True)
+        except Exception as exc:  # the loop retries; the node still starts (the API answers)
+            self._note_failure(exc)
+        self._tasks = [
+            spawn(self._run(), name=f"argus.cluster:{self.name}"),
+            spawn(self._watchdog(), name=f"argus.cluster.watchdog:{self.name}"),
+        ]
+        log.info(
+            "cluster member %s started (ttl %.1fs, renew every %.1fs)", self.name, self.ttl_s, self.renew_s
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            await cancel_and_wait(task)
+        for cid in sorted(self.held()):  # hand every camera back at once instead of after the TTL
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.renew_s):
+                    await self._give_back(cid)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.renew_s), self._sessionmaker.begin() as session:
+                await ClusterRepository(session).leave(self.name, self.ttl_s)
+        log.info("cluster member %s stopped", self.name)
+
+    def wake(self) -> None:
+        """Tick now (a camera was made or changed here) instead of at the next period."""
+        self._wake.set()
+
+    def pause(self, paused: bool = True) -> None:
+        """Stop renewing (tests: a node that hangs without dying); the watchdog still fences."""
+        self._paused = paused
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.renew_s):
+                    await self._wake.wait()
+            if self._stop.is_set():
+                break
+            if self._paused:
+                continue
+            try:
+                await self._tick()
+            except Exception as exc:
+                self._note_failure(exc)
+
+    async def _watchdog(self) -> None:
+        while not self._stop.is_set():
+            for cid in self.leases.book.expiring():
+                self.leases.book.drop(cid)
+                CLUSTER_LEASE_CHANGES.labels("self_fenced").inc()
+                log.warning("camera %s: lease not renewed in time, stopping it here (self-fencing)", cid)
+                await self._manager.remove(cid)
+                self._applied.pop(cid, None)
+            CLUSTER_LEASES.set(len(self.held()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(0.25, self.renew_s / 4)):
+                    await self._stop.wait()
+
+    async def _tick(self, joined: bool = False) -> None:
+        book = self.leases.book
+        sent = book.clock()
+        async with asyncio.timeout(self.renew_s):  # a hung database counts as a failed renew
+            async with self._sessionmaker.begin() as session:
+                repo = ClusterRepository(session)
+                info = {"cameras": len(book.ids()), "load": load(len(book.ids()), self.capacity)}
+                await repo.heartbeat(self.name, self.capacity, info, joined=joined)
+                await repo.ensure_leases()
+                renewed, lost = await self.leases.renew(repo)
+                snap = await repo.snapshot(self.ttl_s)
+        book.renewed(renewed, sent)
+        self.snapshot = snap
+        if self._failing:
+            log.warning("cluster member %s reaches the database again", self.name)
+            self._failing = False
+        for cid in sorted(lost):  # someone else holds it now (or the camera was deleted)
+            if book.drop(cid) is not None:
+                CLUSTER_LEASE_CHANGES.labels("lost").inc()
+                log.warning("camera %s: lease lost, stopping it here", cid)
+                await self._manager.remove(cid)
+                self._applied.pop(cid, None)
+        decided = plan(self.name, snap, book.ids(), stale_after_s=self.ttl_s, max_moves=self._max_moves)
+        for cid in decided.release:
+            await self._give_back(cid)
+        for cid in decided.take:
+            await self._take(cid)
+        await self._refresh(snap)
+        self.ticks += 1
+
+    async def _take(self, camera_id: int) -> None:
+        token = await self.leases.acquire(camera_id)
+        if token is None:
+            return  # another node was first
+        CLUSTER_LEASE_CHANGES.labels("acquired").inc()
+        log.info("camera %s: acquired (token %d)", camera_id, token)
+        await self._start(camera_id)
+
+    async def _give_back(self, camera_id: int) -> None:
+        token = self.leases.book.drop(camera_id)
+        if token is None:
+            return
+        await self._manager.remove(camera_id)  # stopped before anyone else may take it
+        self._applied.pop(camera_id, None)
+        if self._before_release is not None:
+            await self._before_release()
+        await self.leases.release(camera_id, token)
+        CLUSTER_LEASE_CHANGES.labels("released").inc()
+        log.info("camera %s: released (token %d)", camera_id, token)
+
+    async def _start(self, camera_id: int) -> None:
+        async with self._sessionmaker() as session:
+            rows = await ClusterRepository(session).cameras([camera_id])
+            configs = [(CameraConfig.from_row(r), r.updated_at) for r in rows]
+        for config, updated_at in configs:
+            self._applied[camera_id] = updated_at
+            await self._manager.apply(config)  # the manager asks fence(): started with this token
+
+    async def _refresh(self, snap: Snapshot) -> None:
+        """Held cameras whose row changed since their pipeline started (CRUD on another node)."""
+        for cid in sorted(self.held()):
+            camera = snap.cameras.get(cid)
+            if camera is not None and self._applied.get(cid) != camera.updated_at:
+                await self._start(cid)
+
+    def _note_failure(self, exc: BaseException) -> None:
+        if not self._failing:
+            log.warning(
+                "cluster member %s cannot reach the database: %s", self.name, exc or type(exc).__name__
+            )
+        self._failing = True
