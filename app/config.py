@@ -11,6 +11,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.integrations.mqtt.options import MqttOptions, check_topic_prefix, parse_mqtt_url
+from app.kit.severity import Severity
 from app.kit.urls import IPNetwork, parse_networks, validate_service_url
 
 # Settings where an empty value means something of its own (not "use the default").
@@ -98,7 +99,7 @@ class Settings(BaseSettings):
     vlm_model: str = "llava"
     vlm_api_key: str = ""
     vlm_timeout_s: float = Field(30.0, gt=0)
-    vlm_min_severity: Literal["low", "medium", "high", "critical"] = "medium"
+    vlm_min_severity: Severity = Severity.medium
     vlm_max_queue: int = Field(32, ge=1)
 
     # MQTT and Home Assistant (optional; off when mqtt_url is empty; docs/mqtt.md)

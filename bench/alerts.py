@@ -42,8 +42,9 @@ import httpx  # noqa: E402
 from app.alerts.dispatcher import DispatchPolicy, WebhookDispatcher  # noqa: E402
 from app.alerts.engine import AlertEngine  # noqa: E402
 from app.events.bus import EventBus  # noqa: E402
-from app.events.types import NewEvent, Severity  # noqa: E402
+from app.events.types import NewEvent  # noqa: E402
 from app.kit.db import create_engine, create_sessionmaker  # noqa: E402
+from app.kit.severity import Severity  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.models import AlertRule, Webhook  # noqa: E402
 from tests.support.server import free_port  # noqa: E402

@@ -28,8 +28,9 @@ from sqlalchemy import func, select  # noqa: E402
 
 from app.events.logger import AsyncEventLogger  # noqa: E402
 from app.events.repository import EventRepository  # noqa: E402
-from app.events.types import NewEvent, Severity  # noqa: E402
+from app.events.types import NewEvent  # noqa: E402
 from app.kit.db import create_engine, create_sessionmaker  # noqa: E402
+from app.kit.severity import Severity  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.models import Event  # noqa: E402
 

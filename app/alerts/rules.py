@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.events.types import NewEvent, Severity
+from app.events.types import NewEvent
+from app.kit.severity import Severity
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 from app.alerts.signing import standard_key
 from app.kit.redact import mask_url
 from app.kit.schemas import DbId, Schema, reject_nul, stripped_name
+from app.kit.severity import Severity
 from app.kit.urls import validate_webhook_url as check_webhook_url
 
-SeverityName = Literal["low", "medium", "high", "critical"]
 StatusName = Literal["pending", "retrying", "delivered", "dead"]
+# The strict models below still take a severity as its string ("high"); nothing else becomes one.
+SeverityIn = Annotated[Severity, Field(strict=False)]
 # Rules are read on every event: their lists stay short, and an event type is at most what ingest accepts.
 MAX_LIST = 256
 RuleEventType = Annotated[str, Field(min_length=1, max_length=64)]
@@ -151,7 +153,7 @@ class AlertRuleCreate(AlertRuleFields):
     event_types: list[RuleEventType] = Field(
         default_factory=list, max_length=MAX_LIST, description="empty = every type"
     )
-    min_severity: SeverityName = "high"
+    min_severity: SeverityIn = Severity.high
     webhook_ids: list[DbId] = Field(
         min_length=1, max_length=MAX_LIST, description="webhooks that receive this rule's alerts"
     )
@@ -167,7 +169,7 @@ class AlertRuleUpdate(AlertRuleFields):
     name: str | None = Field(None, min_length=1, max_length=100)
     camera_ids: list[DbId] | None = Field(None, max_length=MAX_LIST)
     event_types: list[RuleEventType] | None = Field(None, max_length=MAX_LIST)
-    min_severity: SeverityName | None = None
+    min_severity: SeverityIn | None = None
     webhook_ids: list[DbId] | None = Field(None, min_length=1, max_length=MAX_LIST)
     dedup_window_s: float | None = Field(None, ge=0, le=86_400)
     enabled: bool | None = None
@@ -178,7 +180,7 @@ class AlertRuleRead(Schema):
     name: str
     camera_ids: list[int]
     event_types: list[str]
-    min_severity: SeverityName
+    min_severity: Severity
     webhook_ids: list[int]
     dedup_window_s: float
     enabled: bool
@@ -195,7 +197,7 @@ class AlertRead(Schema):
     event_id: str
     camera_id: int | None
     event_type: str
-    severity: SeverityName
+    severity: Severity
     priority: Literal["immediate", "digest"]
     status: StatusName
     attempts: int

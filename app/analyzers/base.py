@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from app.kit.severity import Severity
 from app.stream.frame import Frame
 
 FindingPhase = Literal["open", "update", "close"]
-SeverityName = Literal["low", "medium", "high", "critical"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ class Finding:
     kind: str  # becomes the event type: "anomaly", "object", ...
     key: str  # the episode within the camera: "anomaly", "track:17"
     phase: FindingPhase
-    severity: SeverityName
+    severity: Severity  # a plain "low" .. "critical" from a plugin works too (StrEnum)
     score: float | None = None
     data: dict[str, Any] = field(default_factory=dict)
     # The picture the event should show instead of the raw frame (e.g. the track's best frame with its box

@@ -45,6 +45,7 @@ from app.analyzers.yolo import Decoded, Letterbox, decode, letterbox, nms, to_so
 from app.analyzers.zone_rules import ZoneRules, parse_rules
 from app.analyzers.zones import Polygon, Zone, anchor, masked, parse_masks, parse_zones, zones_of
 from app.errors import ArgusError, Invalid
+from app.kit.severity import Severity
 from app.metrics import LINE_CROSSINGS
 from app.stream.frame import Frame
 
@@ -80,7 +81,7 @@ class DetectorOptions(BaseModel):
     min_hits: int = Field(2, ge=1, le=30)
     lost_after_s: float = Field(2.0, gt=0, le=600)
     update_every_s: float = Field(10.0, gt=0)
-    severity: Literal["low", "medium", "high", "critical"] = "medium"
+    severity: Severity = Severity.medium
     # "regions": detect only where the picture changed (and on the full frame every full_every_s while
     # tracks exist); a calm camera runs no detector. "full": every analysed frame, whole.
     mode: Literal["full", "regions"] = "full"

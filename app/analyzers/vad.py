@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.analyzers.base import Finding, Observation, SeverityName
+from app.analyzers.base import Finding, Observation
 from app.analyzers.normality import (
     MAX_DT,
     REGION_FLOOR,
@@ -48,6 +48,7 @@ from app.analyzers.normalizer import ScoreNormalizer
 from app.analyzers.registry import AnalyzerContext, AnalyzerType, ChainError
 from app.inference.builtin_vad import NAME as BUILTIN_MODEL
 from app.inference.manifest import ModelSpec
+from app.kit.severity import Severity
 from app.stream.frame import Frame
 
 log = logging.getLogger("argus.analyzers")
@@ -82,7 +83,7 @@ class VadOptions(BaseModel):
     )
 
 
-def severity_for(z: float, threshold: float) -> SeverityName:
+def severity_for(z: float, threshold: float) -> Severity:
     """Bands in multiples of the threshold: [1, 4) low, [4, 10) medium, [10, 25) high, >= 25 critical.
 
     Wide on purpose: on a still scene (std at its floor) a person crossing gives z ~ 10-30 (low/medium),
@@ -90,15 +91,12 @@ def severity_for(z: float, threshold: float) -> SeverityName:
     """
     ratio = z / threshold
     if ratio >= 25:
-        return "critical"
+        return Severity.critical
     if ratio >= 10:
-        return "high"
+        return Severity.high
     if ratio >= 4:
-        return "medium"
-    return "low"
-
-
-_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+        return Severity.medium
+    return Severity.low
 
 
 class Preprocessor:
@@ -154,7 +152,7 @@ class VadAnalyzer:
         self._over_since: float | None = None
         self._under_since: float | None = None
         self._open = False
-        self._severity: SeverityName = "low"
+        self._severity = Severity.low
         self._peak = 0.0
         self._opened_at = 0.0
         self._updated_at = 0.0
@@ -328,7 +326,7 @@ class VadAnalyzer:
     def _continue(self, z: float, score: float, t: float) -> list[Finding]:
         self._peak = max(self._peak, z)
         severity = severity_for(self._peak, self.options.threshold)
-        rose = _RANK[severity] > _RANK[self._severity]
+        rose = severity.rank > self._severity.rank
         if not rose and t - self._updated_at < self.options.update_every_s:
             return []
         self._severity, self._updated_at = severity, t

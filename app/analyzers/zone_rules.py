@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from app.analyzers.base import Detection, Finding
 from app.analyzers.zones import Point, Zone
+from app.kit.severity import Severity
 
 HYSTERESIS = 0.01
 
@@ -41,7 +42,7 @@ class RuleSpec(BaseModel):
     hold_s: float = Field(2.0, ge=0, le=600)  # occupancy: under the limit this long before closing
     line: tuple[tuple[float, float], tuple[float, float]] | None = None  # line_crossing
     direction: Literal["both", "in", "out"] = "both"  # which crossings raise events (all are counted)
-    severity: Literal["low", "medium", "high", "critical"] | None = None
+    severity: Severity | None = None
 
     @model_validator(mode="after")
     def _fields(self) -> RuleSpec:

@@ -24,8 +24,9 @@ from app.events.ingest import IngestCommitter, IngestUnavailable
 from app.events.repository import EventRepository
 from app.events.schemas import MAX_DATA_BYTES, EventType
 from app.events.snapshots import save_snapshot
-from app.events.types import NewEvent, Phase, Severity
+from app.events.types import NewEvent, Phase
 from app.kit.schemas import IsoDateTime, Schema, json_limits
+from app.kit.severity import Severity
 
 MAX_BATCH = 1000
 EDGE_NAME_PATTERN = r"^[\w.-]{1,40}$"

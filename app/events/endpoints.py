@@ -13,10 +13,11 @@ from app.errors import Invalid, NotFound
 from app.events.repository import EventFilter, EventRepository
 from app.events.schemas import EVENT_TYPE_PATTERN, EventAccepted, EventIngest, EventRead
 from app.events.snapshots import load_snapshot
-from app.events.types import NewEvent, Severity, utcnow
+from app.events.types import NewEvent, utcnow
 from app.kit.repository import InvalidCursor
 from app.kit.responses import page_response, serialised
 from app.kit.schemas import CursorPage, DbId, IsoDateTime
+from app.kit.severity import Severity
 from app.models import Event
 
 log = logging.getLogger("argus.events")

@@ -10,7 +10,8 @@ import numpy as np
 
 from app.analyzers.base import Finding
 from app.events.bus import EventBus
-from app.events.types import NewEvent, Phase, Severity
+from app.events.types import NewEvent, Phase
+from app.kit.severity import Severity
 
 SnapshotWriter = Callable[[str, int, np.ndarray], Awaitable[str | None]]
 
@@ -74,7 +75,7 @@ class EpisodeTracker:
 
     @staticmethod
     def _evolve(current: NewEvent, finding: Finding, phase: Phase, **extra: object) -> NewEvent:
-        severity = max(current.severity, Severity(finding.severity), key=lambda s: s.rank)
+        severity = Severity.worst(current.severity, finding.severity)
         score = max((s for s in (current.score, finding.score) if s is not None), default=None)
         data = {**current.data, **finding.data}
         return current.evolve(

@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.events.repository import EventRepository
-from app.events.types import NewEvent, Severity
+from app.events.types import NewEvent
 from app.kit.retry import any_error, is_transient, retry
+from app.kit.severity import Severity
 from app.kit.spill import SpillDir
 from app.kit.tasks import spawn
 from app.metrics import LOGGER_BUFFER, LOGGER_FLUSH, LOGGER_SPILLED
@@ -45,7 +46,7 @@ def merge(prev: NewEvent, new: NewEvent) -> NewEvent:
     """`new` wins, except that ended_at/description/snapshot_path are never unset, severity never
     drops and `data` keys are merged: a version evolved from an older copy (the episode's next update
     after a VLM verdict) must not undo what a newer one established."""
-    severity = new.severity if new.severity.rank >= prev.severity.rank else prev.severity
+    severity = Severity.worst(new.severity, prev.severity)
     sticky = {
         "ended_at": new.ended_at or prev.ended_at,
         "description": new.description or prev.description,

@@ -12,8 +12,8 @@ from sqlalchemy import JSON, ColumnElement, Select, and_, case, cast, func, or_,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
-from app.events.types import Severity
 from app.kit.repository import RepositoryBase
+from app.kit.severity import Severity
 from app.metrics import EVENTS_FENCED
 from app.models import Camera, CameraLease, Event, utcnow
 

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StringConstraints, computed_field, field_validator
 
-from app.events.types import Severity
 from app.kit.schemas import BodyId, IsoDateTime, Schema, json_limits
+from app.kit.severity import Severity
 
 # Limit ingested data to 16 KB of JSON to avoid bloating the events table from outside.
 MAX_DATA_BYTES = 16_384

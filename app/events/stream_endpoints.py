@@ -14,8 +14,8 @@ from app.errors import Invalid
 from app.events.repository import EventFilter
 from app.events.schemas import EVENT_TYPE_PATTERN
 from app.events.stream import InvalidPosition, Position, live_message, matches, replay
-from app.events.types import Severity
 from app.kit.schemas import DbId
+from app.kit.severity import Severity
 
 # Included before the events router: `/api/events/{event_id}` would otherwise take "stream" as an id.
 router = APIRouter(prefix="/api/events", tags=["events"])

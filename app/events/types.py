@@ -8,22 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Self
 
-
-class Severity(StrEnum):
-    low = "low"
-    medium = "medium"
-    high = "high"
-    critical = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-    def at_least(self, other: Severity | str) -> bool:
-        return self.rank >= Severity(other).rank
-
-
-_RANK = {Severity.low: 0, Severity.medium: 1, Severity.high: 2, Severity.critical: 3}
+from app.kit.severity import Severity
 
 
 class EventKind(StrEnum):

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
-from app.events.types import NewEvent, Phase, Severity
+from app.events.types import NewEvent, Phase
 from app.kit.redact import mask_url
+from app.kit.severity import Severity
 from app.kit.tasks import cancel_and_wait, spawn
 from app.metrics import VLM_REQUESTS
 
@@ -229,7 +230,7 @@ class VlmDescriber:
             return
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
         old = Severity(event.severity)
-        new = max(old, severity, key=lambda s: s.rank) if severity is not None else old
+        new = Severity.worst(old, severity) if severity is not None else old
         vlm = {"model": self.model, "severity": str(severity) if severity else None, "latency_ms": latency_ms}
         self._bus.publish(
             event.evolve(

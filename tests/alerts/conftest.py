@@ -13,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts.dispatcher import DispatchPolicy
-from app.events.types import NewEvent, Phase, Severity
+from app.events.types import NewEvent, Phase
 from app.kit.db import create_engine, create_sessionmaker
+from app.kit.severity import Severity
 from app.migrate import upgrade_async
 from app.models import Alert, AlertRule, Webhook
 from tests.support.webhook_receiver import WebhookReceiver

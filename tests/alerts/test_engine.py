@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.alerts.engine import AlertEngine
-from app.events.types import Phase, Severity
+from app.events.types import Phase
+from app.kit.severity import Severity
 from app.models import AlertPriority, AlertStatus, Camera
 from tests.alerts.conftest import FakeClock, Sessionmaker, add_rule, add_webhook, alerts, event
 from tests.support.webhook_receiver import WebhookReceiver

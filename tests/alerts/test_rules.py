@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.alerts.rules import RuleSpec, is_immediate, matches
-from app.events.types import Severity
+from app.kit.severity import Severity
 from tests.alerts.conftest import event
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from app.events.bus import EventBus
-from app.events.types import NewEvent, Severity, utcnow
+from app.events.types import NewEvent, utcnow
+from app.kit.severity import Severity
 
 
 def ev(n: int = 0) -> NewEvent:

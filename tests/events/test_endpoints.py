@@ -13,7 +13,8 @@ import numpy as np
 from fastapi import FastAPI
 
 from app.events.snapshots import save_snapshot
-from app.events.types import NewEvent, Phase, Severity, utcnow
+from app.events.types import NewEvent, Phase, utcnow
+from app.kit.severity import Severity
 from app.lifespan import Runtime
 from app.models import Camera
 

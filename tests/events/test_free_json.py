@@ -13,8 +13,9 @@ import pytest
 from fastapi import FastAPI
 
 from app.events.repository import EventRepository
-from app.events.types import NewEvent, Severity, utcnow
+from app.events.types import NewEvent, utcnow
 from app.kit.schemas import MAX_JSON_DEPTH, MAX_JSON_ITEMS
+from app.kit.severity import Severity
 from app.models import Camera
 
 

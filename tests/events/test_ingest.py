@@ -14,7 +14,8 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.events.repository import EventRepository
-from app.events.types import NewEvent, Severity, utcnow
+from app.events.types import NewEvent, utcnow
+from app.kit.severity import Severity
 from app.main import create_app
 from app.migrate import upgrade
 from tests.conftest import AUTH, make_settings

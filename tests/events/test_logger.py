@@ -17,8 +17,9 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.events.logger import AsyncEventLogger
-from app.events.types import NewEvent, Phase, Severity, utcnow
+from app.events.types import NewEvent, Phase, utcnow
 from app.kit.db import create_engine, create_sessionmaker
+from app.kit.severity import Severity
 from app.models import Event
 
 

@@ -18,7 +18,8 @@ import uvicorn
 
 from app.config import Settings
 from app.events.stream import EventStreamHub, Position
-from app.events.types import NewEvent, Phase, Severity
+from app.events.types import NewEvent, Phase
+from app.kit.severity import Severity
 from app.lifespan import Runtime
 from app.main import create_app
 from tests.conftest import API_KEY, AUTH, make_settings

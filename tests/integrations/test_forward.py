@@ -28,9 +28,10 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.events.snapshots import write_snapshot
-from app.events.types import NewEvent, Phase, Severity
+from app.events.types import NewEvent, Phase
 from app.integrations.forward import EdgeForwarder
 from app.kit.backoff import Backoff
+from app.kit.severity import Severity
 from app.lifespan import Runtime
 from app.main import create_app
 from app.models import Event

@@ -16,8 +16,9 @@ import pytest
 
 from app.events.bus import EventBus
 from app.events.snapshots import write_snapshot
-from app.events.types import NewEvent, Phase, Severity
+from app.events.types import NewEvent, Phase
 from app.integrations.vlm import VlmAnswerError, VlmDescriber, parse_answer
+from app.kit.severity import Severity
 from app.main import create_app
 from app.metrics import VLM_REQUESTS
 from tests.conftest import AUTH, make_settings

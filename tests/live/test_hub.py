@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from app.events.types import NewEvent, Severity, utcnow
+from app.events.types import NewEvent, utcnow
+from app.kit.severity import Severity
 from app.live.hub import CLOSED, Client, LiveHub
 from app.live.protocol import unpack_frame
 from app.stream.frame import Frame

@@ -20,7 +20,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.events.types import NewEvent, Phase, Severity
+from app.events.types import NewEvent, Phase
+from app.kit.severity import Severity
 from app.lifespan import Runtime
 from app.recording.clip_store import ClipRepository, part_relpath
 from app.recording.clips import ClipFeed, ClipRecorder, pipeline_feeds

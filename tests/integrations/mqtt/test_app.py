@@ -18,7 +18,8 @@ import pytest
 
 from app.config import Settings
 from app.events.snapshots import write_snapshot
-from app.events.types import NewEvent, Phase, Severity
+from app.events.types import NewEvent, Phase
+from app.kit.severity import Severity
 from app.lifespan import Runtime
 from app.main import create_app
 from tests.conftest import AUTH, make_settings

@@ -16,11 +16,12 @@ import aiomqtt
 import pytest
 
 from app.events.bus import EventBus
-from app.events.types import NewEvent, Phase, Severity
+from app.events.types import NewEvent, Phase
 from app.integrations.mqtt.bridge import MqttBridge
 from app.integrations.mqtt.options import MqttOptions, parse_mqtt_url
 from app.integrations.mqtt.topics import CameraInfo
 from app.kit.backoff import Backoff
+from app.kit.severity import Severity
 from tests.support.mqtt import Mosquitto, subscribed
 
 CAMERAS = [

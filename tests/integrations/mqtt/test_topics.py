@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.events.types import NewEvent, Phase, Severity
+from app.events.types import NewEvent, Phase
 from app.integrations.mqtt.options import check_topic_prefix, parse_mqtt_url
 from app.integrations.mqtt.topics import CameraInfo, Topics, discovery_configs, event_view, sensor_leaf, slug
+from app.kit.severity import Severity
 from app.kit.urls import UrlError
 
 TOPICS = Topics("argus", "homeassistant")
