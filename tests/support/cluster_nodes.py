@@ -116,7 +116,7 @@ class Cluster:
             await engine.dispose()
 
     async def set_camera(self, camera_id: int, **values: object) -> None:
-        await self._run(update(Camera).where(Camera.id == camera_id).values(**values))
+        await self.execute(update(Camera).where(Camera.id == camera_id).values(**values))
 
     async def leases(self) -> dict[int, tuple[str | None, int]]:
         engine = create_engine(self.db_url)
@@ -129,7 +129,7 @@ class Cluster:
         finally:
             await engine.dispose()
 
-    async def _run(self, stmt: object) -> None:
+    async def execute(self, stmt: object) -> None:
         engine = create_engine(self.db_url)
         try:
             async with create_sessionmaker(engine).begin() as session:
