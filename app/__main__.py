@@ -1,4 +1,4 @@
-"""The `argus` command: serve, migrate, demo, models install, apikey create/list/revoke."""
+"""The `argus` command: serve, migrate, demo, models install, apikey create/list/revoke, worker vlm."""
 
 from __future__ import annotations
 
@@ -40,6 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     key_sub.add_parser("list", help="list stored keys: id, name, prefix, created, last used, revoked")
     revoke = key_sub.add_parser("revoke", help="revoke a stored key (it stays listed, and opens nothing)")
     revoke.add_argument("key", help="the key's id or prefix, as `argus apikey list` shows them")
+    worker = sub.add_parser("worker", help="run a worker process of a cluster (ARGUS_REDIS_URL)")
+    worker_sub = worker.add_subparsers(dest="kind", required=True)
+    vlm = worker_sub.add_parser(
+        "vlm", help="describe event snapshots with the VLM (ARGUS_VLM_*), fed by Redis"
+    )
+    vlm.add_argument("--name", help="this worker's consumer name (default: ARGUS_NODE_NAME-vlm-<pid>)")
+    vlm.add_argument(
+        "--reclaim-idle", type=float, default=60.0, help="take over jobs idle this many seconds (default 60)"
+    )
+    vlm.add_argument(
+        "--key-prefix", default="argus:", help="Redis key prefix shared with the nodes (default argus:)"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -71,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "models":
         return _install_model(settings, args)
+    if args.command == "worker":
+        return _vlm_worker(settings, args)
     if args.command == "apikey":
         from app.auth.cli import run_apikey
 
@@ -109,6 +123,25 @@ def _serve(settings: Settings) -> int:
         # refused by the protocol (close 1009) before it is buffered, not after 16 MiB of it
         ws_max_size=WS_MAX_BYTES,
     )
+    return 0
+
+
+def _vlm_worker(settings: Settings, args: argparse.Namespace) -> int:
+    import contextlib
+    import logging
+    import os
+
+    from app.cluster.vlm_jobs import run_worker
+
+    if not settings.redis_url or not settings.vlm_base_url:
+        print("argus: worker vlm needs ARGUS_REDIS_URL and ARGUS_VLM_BASE_URL", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    name = args.name or f"{settings.node_name}-vlm-{os.getpid()}"
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a job in hand stays pending, reclaimed later
+        asyncio.run(run_worker(settings, name=name, reclaim_idle_s=args.reclaim_idle, prefix=args.key_prefix))
     return 0
 
 
