@@ -7,12 +7,35 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.integrations.mqtt.options import MqttOptions, check_topic_prefix, parse_mqtt_url
 from app.kit.severity import Severity
 from app.kit.urls import IPNetwork, parse_networks, validate_service_url
+
+
+class AlertSettings(BaseModel):
+    """The alert and webhook settings as one group, `settings.alerts`. Read from the same flat variables
+    as ever (ARGUS_DIGEST_INTERVAL_S, ARGUS_WEBHOOK_ATTEMPTS, ...: .env files keep working); a field
+    named like a Settings field is copied from it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dedup_window_s: float
+    digest_interval_s: float
+    webhook_timeout_s: float
+    webhook_max_backoff_s: float
+    webhook_dead_after_s: float
+    webhook_attempts: int  # HTTP attempts per claim
+    webhook_lease_s: float
+    webhook_concurrency: int
+    webhook_breaker_threshold: int
+    webhook_breaker_reset_s: float
+    public_url: str
+    webhook_denied_networks: tuple[IPNetwork, ...]  # ARGUS_WEBHOOK_DENY_NETWORKS, parsed
+    spill_dir: Path  # DATA_DIR/spill: events and rows the outbox could not take
+
 
 # Settings where an empty value means something of its own (not "use the default").
 _EMPTY_IS_A_VALUE = frozenset({"mqtt_discovery_prefix"})
@@ -198,6 +221,12 @@ class Settings(BaseSettings):
     @property
     def webhook_denied_networks(self) -> tuple[IPNetwork, ...]:
         return parse_networks(self.webhook_deny_networks)
+
+    @property
+    def alerts(self) -> AlertSettings:
+        """The alert group, built from the flat fields (a property: a model_copy'd Settings stays right)."""
+        values = {name: getattr(self, name) for name in AlertSettings.model_fields if name != "spill_dir"}
+        return AlertSettings(**values, spill_dir=self.data_dir / "spill")
 
     @property
     def resolved_media_dir(self) -> Path:

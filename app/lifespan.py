@@ -122,14 +122,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         bus.subscribe("event_logger", event_logger.log, direct=True)
         # -- alerts --
         dispatcher = await stack.enter_async_context(
-            WebhookDispatcher(sessionmaker, DispatchPolicy.from_settings(settings))
+            WebhookDispatcher(sessionmaker, DispatchPolicy.from_settings(settings.alerts))
         )
         alert_engine = await stack.enter_async_context(
-            AlertEngine.from_settings(
-                sessionmaker, settings, on_alert=dispatcher.wake, drain_upstream=bus.drain
-            )
+            AlertEngine.from_settings(sessionmaker, settings.alerts, on_alert=dispatcher.wake)
         )
-        bus.subscribe("alerts", alert_engine.consider)
+        # direct: the engine's own bounded queue is the only one (offer() never blocks; overflow spills)
+        bus.subscribe("alerts", alert_engine.offer, direct=True)
         parts["alert_dispatcher"] = dispatcher
         parts["alerts"] = alert_engine
 

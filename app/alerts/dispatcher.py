@@ -27,9 +27,9 @@ from app.alerts.digest import digest_payload
 from app.alerts.outbox import OutboxRepository, write_lock
 from app.alerts.recorder import Finished, OutcomeRecorder
 from app.alerts.sender import Outcome, Target, WebhookSender, describe
-from app.config import Settings
-from app.kit.backoff import Backoff
+from app.config import AlertSettings
 from app.kit.netguard import GuardedTransport
+from app.kit.retry import any_error, retry
 from app.kit.tasks import cancel_and_wait, spawn
 from app.kit.urls import IPNetwork
 from app.models import Alert, AlertPriority, Webhook, utcnow
@@ -56,15 +56,15 @@ class DispatchPolicy:
     deny_networks: tuple[IPNetwork, ...] = ()  # never connected to, checked on the resolved address
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> Self:
+    def from_settings(cls, alerts: AlertSettings, **overrides: Any) -> Self:
         values: dict[str, Any] = {
-            "attempts": settings.webhook_attempts,
-            "max_backoff_s": settings.webhook_max_backoff_s,
-            "lease_s": settings.webhook_lease_s,
-            "concurrency": settings.webhook_concurrency,
-            "breaker_threshold": settings.webhook_breaker_threshold,
-            "breaker_reset_s": settings.webhook_breaker_reset_s,
-            "deny_networks": settings.webhook_denied_networks,
+            "attempts": alerts.webhook_attempts,
+            "max_backoff_s": alerts.webhook_max_backoff_s,
+            "lease_s": alerts.webhook_lease_s,
+            "concurrency": alerts.webhook_concurrency,
+            "breaker_threshold": alerts.webhook_breaker_threshold,
+            "breaker_reset_s": alerts.webhook_breaker_reset_s,
+            "deny_networks": alerts.webhook_denied_networks,
         }
         values.update(overrides)
         return cls(**values)
@@ -107,6 +107,7 @@ class WebhookDispatcher:
         self.sender: WebhookSender | None = None
         self.sent = 0  # deliveries this dispatcher made (POSTs, retries inside one counted once)
         self._recorder: OutcomeRecorder | None = None
+        self._stack = contextlib.AsyncExitStack()  # what __aenter__ opened, closed in reverse by __aexit__
         self._target_cache: dict[int, Target] = {}
         self._targets_loaded_at: float | None = None
         self._next_due: datetime | None = None  # noted by the last claim round that went idle
@@ -114,12 +115,24 @@ class WebhookDispatcher:
         self.digest_gate: Callable[[], Awaitable[bool]] | None = None
 
     async def __aenter__(self) -> Self:
+        async with contextlib.AsyncExitStack() as stack:
+            await self._open(stack)
+            self._stack = stack.pop_all()  # opened: kept until __aexit__; failed: closed by the with
+        self._task = spawn(self._run(), name="argus.alerts.dispatcher")
+        log.info("webhook dispatcher started (%s)", self.owner[:8])
+        return self
+
+    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
+        """Client, then the recorder; the exit stack closes them in reverse: the recorder writes the
+        last outcomes and this process's claims are released before the client goes."""
         limits = httpx.Limits(max_connections=self.policy.concurrency * 2)
-        self._client = httpx.AsyncClient(
-            # resolve, check against deny_networks, connect to the checked address (no DNS rebinding)
-            transport=self._transport or GuardedTransport(self.policy.deny_networks, limits),
-            limits=limits,
-            follow_redirects=False,
+        self._client = await stack.enter_async_context(
+            httpx.AsyncClient(
+                # resolve, check against deny_networks, connect to the checked address (no DNS rebinding)
+                transport=self._transport or GuardedTransport(self.policy.deny_networks, limits),
+                limits=limits,
+                follow_redirects=False,
+            )
         )
         self.sender = WebhookSender(
             self._client,
@@ -134,18 +147,18 @@ class WebhookDispatcher:
                 released = await OutboxRepository(session).release()
             if released:
                 log.info("resuming %d deliveries claimed before a restart", released)
-        self._recorder = await OutcomeRecorder(
-            self._sessionmaker,
-            attempts_per_claim=self.policy.attempts,
-            backoff_initial_s=self.policy.backoff_initial_s,
-            gather_s=self.policy.record_gather_s,
-            max_backoff_s=self.policy.max_backoff_s,
-            now=self._now,
-            on_recovered=self.wake,
-        ).__aenter__()
-        self._task = spawn(self._run(), name="argus.alerts.dispatcher")
-        log.info("webhook dispatcher started (%s)", self.owner[:8])
-        return self
+        stack.push_async_callback(self._release_claims)  # runs after the recorder has stopped
+        self._recorder = await stack.enter_async_context(
+            OutcomeRecorder(
+                self._sessionmaker,
+                attempts_per_claim=self.policy.attempts,
+                backoff_initial_s=self.policy.backoff_initial_s,
+                gather_s=self.policy.record_gather_s,
+                max_backoff_s=self.policy.max_backoff_s,
+                now=self._now,
+                on_recovered=self.wake,
+            )
+        )
 
     async def __aexit__(self, *_: object) -> None:
         await cancel_and_wait(self._task)
@@ -153,16 +166,15 @@ class WebhookDispatcher:
             await asyncio.wait(self._in_flight, timeout=2.0)
         for task in list(self._in_flight):
             await cancel_and_wait(task)
-        if self._recorder is not None:
-            await self._recorder.__aexit__(None, None, None)
+        await self._stack.aclose()  # recorder (last outcomes), claims released, client
+        log.info("webhook dispatcher stopped")
+
+    async def _release_claims(self) -> None:
         try:
             async with write_lock(self._sessionmaker), self._sessionmaker.begin() as session:
                 await OutboxRepository(session).release(self.owner)
         except Exception:
             log.exception("could not release claimed deliveries (their leases will expire)")
-        if self._client is not None:
-            await self._client.aclose()
-        log.info("webhook dispatcher stopped")
 
     def wake(self) -> None:
         """New rows were committed: claim now instead of at the next due time."""
@@ -182,16 +194,15 @@ class WebhookDispatcher:
         return breaker
 
     async def _run(self) -> None:
-        failures = Backoff(initial=0.5, cap=10.0)
         while True:
             self._wake.clear()
-            try:
-                more = await self._claim_round()
-                failures.reset()
-            except Exception:
-                log.exception("claiming deliveries failed")
-                await asyncio.sleep(failures.next_delay())
-                continue
+            more = await retry(
+                self._claim_round,
+                retry_on=any_error,
+                initial=0.5,
+                cap=10.0,
+                on_error=lambda exc, _: log.error("claiming deliveries failed", exc_info=exc),
+            )
             if more:  # a limit was reached: claim again at once
                 continue
             if not self._wake.is_set():

@@ -9,6 +9,11 @@ backoff, reads and writes alike, until it answers; a batch leaves the queue only
 Rows the database rejects for their content are never retried blindly: rows whose webhook was deleted
 meanwhile are dropped (logged, counted), any other rejected row goes to `alerts-rejected-*.jsonl` under
 the spill folder. Events still unhandled at shutdown go to `alert-pending-*.jsonl`, replayed at start.
+
+One bounded queue between the bus and the engine: the engine is a direct bus subscriber (`offer`, never
+blocking the publisher). When its queue is full the events wait in an overflow batch, written to
+`alert-overflow-*.jsonl` every MAX_BATCH, and are considered as soon as the queue has drained: memory
+stays bounded in a storm and nothing is lost.
 """
 
 from __future__ import annotations
@@ -32,13 +37,12 @@ from app.alerts.dedup import Deduplicator, DedupWindows
 from app.alerts.digest import next_boundary
 from app.alerts.outbox import OutboxRepository, write_lock
 from app.alerts.rules import RuleSpec, is_immediate, matches
-from app.alerts.spill import AlertSpill
-from app.config import Settings
-from app.events.logger import is_transient
+from app.alerts.spill import OVERFLOW, AlertSpill
+from app.config import AlertSettings
 from app.events.repository import EventRepository
 from app.events.types import NewEvent, Phase
-from app.kit.backoff import Backoff
 from app.kit.redact import mask_url
+from app.kit.retry import retry
 from app.kit.tasks import cancel_and_wait, spawn
 from app.metrics import ALERTS, ALERTS_DROPPED, ALERTS_SUPPRESSED
 from app.models import AlertPriority, AlertRule, AlertStatus, Webhook, utcnow
@@ -99,6 +103,10 @@ class AlertEngine:
         self._retry_initial_s = retry_initial_s
         self._stop_timeout_s = stop_timeout_s
         self._inflight: list[NewEvent] = []  # the batch being handled: spilled if stopped mid-way
+        self._overflow: list[NewEvent] = []  # offered while the queue was full (MAX_BATCH at most)
+        self._overflow_files = False  # alert-overflow files written by this run, not yet replayed
+        self._overflow_busy = False  # the overflow is being handled
+        self._stopped = False
         self._decisions: dict[str, asyncio.Future[None]] = {}  # event id -> decide() waiting on it
         self._replayed = asyncio.Event()
         self.created = 0
@@ -109,14 +117,14 @@ class AlertEngine:
 
     @classmethod
     def from_settings(
-        cls, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, **kw: Any
+        cls, sessionmaker: async_sessionmaker[AsyncSession], alerts: AlertSettings, **kw: Any
     ) -> Self:
         return cls(
             sessionmaker,
-            digest_interval_s=settings.digest_interval_s,
-            dead_after_s=settings.webhook_dead_after_s,
-            public_url=settings.public_url,
-            spill_dir=settings.data_dir / "spill",
+            digest_interval_s=alerts.digest_interval_s,
+            dead_after_s=alerts.webhook_dead_after_s,
+            public_url=alerts.public_url,
+            spill_dir=alerts.spill_dir,
             **kw,
         )
 
@@ -132,11 +140,13 @@ class AlertEngine:
             except Exception:
                 log.exception("draining the bus before stopping the alert engine failed")
         try:
-            await asyncio.wait_for(self._queue.join(), self._stop_timeout_s)
+            await self.idle(self._stop_timeout_s)
         except TimeoutError:
             log.error("alert engine did not drain in time (database unavailable?); spilling what it holds")
         await cancel_and_wait(self._task)
-        left = self._inflight
+        self._stopped = True  # offer() keeps what still comes for the next start
+        left = self._inflight + self._overflow
+        self._overflow = []
         while not self._queue.empty():
             left.append(self._queue.get_nowait())
             self._queue.task_done()
@@ -147,18 +157,36 @@ class AlertEngine:
 
     def stats(self) -> dict[str, int]:
         return {
-            "queued": self._queue.qsize(),
+            "queued": self._queue.qsize() + len(self._overflow),
             "created": self.created,
             "suppressed": self.suppressed,
             "retries": self.retries,
             "dropped": self.dropped,
             "rejected": self.spill.rejected,
             "spilled": self.spill.spilled,
+            "overflowed": self.spill.overflowed,
             "replayed": self.spill.replayed,
         }
 
+    def offer(self, event: NewEvent) -> None:
+        """Direct bus handler: never blocks. A full queue sends the event (and every later one until
+        the queue has drained, so their order holds) to the overflow; stopped: to the pending file."""
+        if self._stopped:
+            self.spill.keep_pending([event])
+            return
+        if not (self._overflow or self._overflow_files):
+            try:
+                self._queue.put_nowait(event)
+                return
+            except asyncio.QueueFull:
+                log.warning("alert queue full (%d); later events wait in the overflow", self._queue.qsize())
+        self._overflow.append(event)
+        if len(self._overflow) >= MAX_BATCH:
+            held, self._overflow = self._overflow, []
+            self._overflow_files |= self.spill.keep_overflow(held)
+
     async def consider(self, event: NewEvent) -> None:
-        """Bus handler. Waits when the engine's queue is full, so back-pressure lands on the bus queue."""
+        """Hand in one event, waiting while the queue is full (callers that can wait: tests, tools)."""
         await self._queue.put(event)
 
     async def decide(self, events: Sequence[NewEvent]) -> None:
@@ -182,6 +210,9 @@ class AlertEngine:
         async with asyncio.timeout(timeout):
             await self._replayed.wait()
             await self._queue.join()
+            while self._overflow or self._overflow_files or self._overflow_busy:
+                await asyncio.sleep(0.01)  # rare (a storm): the loop takes it once the queue drained
+                await self._queue.join()
 
     def invalidate(self) -> None:
         """Rules or webhooks changed through the API: reload before the next event."""
@@ -193,6 +224,9 @@ class AlertEngine:
         finally:
             self._replayed.set()
         while True:
+            if self._queue.empty() and (self._overflow or self._overflow_files):
+                await self._drain_overflow()
+                continue
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
@@ -205,6 +239,21 @@ class AlertEngine:
                 for _ in batch:
                     self._queue.task_done()
 
+    async def _drain_overflow(self) -> None:
+        """The queue has drained: the events that found it full, oldest first (files, then memory)."""
+        self._overflow_busy = True
+        try:
+            if self._overflow_files:
+                self._overflow_files = False  # set again by a write meanwhile
+                await self.spill.replay(self._handle_or_reject, MAX_BATCH, (OVERFLOW,))
+            held, self._overflow = self._overflow, []
+            if held:
+                self._inflight = held
+                await self._handle_or_reject(held)
+                self._inflight = []  # not when cancelled: __aexit__ spills it
+        finally:
+            self._overflow_busy = False
+
     async def _handle_or_reject(self, batch: list[NewEvent]) -> None:
         """Transient errors are retried inside; whatever still fails keeps the events in a file."""
         try:
@@ -216,20 +265,15 @@ class AlertEngine:
 
     async def _retrying(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
         """`op()` until it succeeds or fails for a reason other than the database being unavailable."""
-        backoff = Backoff(initial=self._retry_initial_s, cap=10.0, jitter=0.2)
-        while True:
-            try:
-                result = await op()
-                self.write_error = None
-                return result
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                self.write_error = f"{what}: {_err(exc)}"
-                delay = backoff.next_delay()
-                self.retries += 1
-                log.error("alert engine: %s failed (%s); retrying in %.1fs", what, _err(exc), delay)
-                await asyncio.sleep(delay)
+
+        def failed(exc: BaseException, _: int) -> None:
+            self.write_error = f"{what}: {_err(exc)}"
+            self.retries += 1
+            log.error("alert engine: %s failed (%s); retrying with backoff", what, _err(exc))
+
+        result = await retry(op, initial=self._retry_initial_s, cap=10.0, jitter=0.2, on_error=failed)
+        self.write_error = None
+        return result
 
     async def _handle(self, batch: list[NewEvent]) -> None:
         # Reads are retried before planning: planning marks events seen and opens dedup windows, so a

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts.outbox import OutboxRepository, write_lock
 from app.alerts.sender import Outcome
-from app.kit.backoff import Backoff, delay_for
+from app.kit.backoff import delay_for
+from app.kit.retry import any_error, retry
 from app.kit.tasks import cancel_and_wait, spawn
 from app.models import Alert, AlertStatus
 
@@ -88,19 +89,19 @@ class OutcomeRecorder:
                 await asyncio.sleep(self._gather_s)
             self._ready.clear()
             batch, self._pending = self._pending, []
-            backoff = Backoff(initial=0.2, cap=5.0)
-            while True:
-                try:
-                    await self._write(batch)
-                    break
-                except Exception:
-                    # Until written, the rows stay leased: a crash here means they are sent again.
-                    log.exception("recording %d delivery outcomes failed; retrying", len(batch))
-                    await asyncio.sleep(backoff.next_delay())
+            await self._write_until_done(batch)
             if any(f.recovered for f in batch):
                 self._on_recovered()
             if not self._pending:
                 self._idle.set()
+
+    async def _write_until_done(self, batch: list[Finished]) -> None:
+        """Until written, the rows stay leased: a crash meanwhile means they are sent again."""
+
+        def failed(exc: BaseException, _: int) -> None:
+            log.error("recording %d delivery outcomes failed; retrying", len(batch), exc_info=exc)
+
+        await retry(lambda: self._write(batch), retry_on=any_error, initial=0.2, cap=5.0, on_error=failed)
 
     async def _write(self, batch: list[Finished]) -> None:
         now = self._now()

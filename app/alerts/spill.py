@@ -1,37 +1,38 @@
-"""AlertSpill: the alert engine's files under the spill folder, for what the outbox could not take.
+"""AlertSpill: the alert engine's files under the spill folder (kit.spill), for what the outbox can't take.
 
 `alert-pending-*.jsonl`: events still unhandled at shutdown, replayed (oldest file first) at the next
-start. `alerts-rejected-*.jsonl` / `alert-events-rejected-*.jsonl`: rows or events the database refused
-for their content, kept for a human and never retried blindly. Files are written whole and renamed into
-place, so a crash never leaves half a file to replay. With no folder (or a failed write) the records
-are logged in full instead: nothing is dropped without a trace.
+start. `alert-overflow-*.jsonl`: events that found the engine's queue full (a storm while the database
+is slow), considered as soon as the queue has drained (or at the next start). `alerts-rejected-*.jsonl`
+/ `alert-events-rejected-*.jsonl`: rows or events the database refused for their content, kept for a
+human and never retried blindly. Files are written whole, fsynced and renamed into place, so a crash
+never leaves half a file to replay. With no folder (or a failed write) the records are logged in full
+instead: nothing is dropped without a trace.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from app.events.types import NewEvent
+from app.kit.spill import SpillDir
 from app.metrics import ALERTS_DROPPED
 
 log = logging.getLogger("argus.alerts")
 PENDING = "alert-pending"
+OVERFLOW = "alert-overflow"
 
 
 class AlertSpill:
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder  # None: records are only logged (in full)
-        self._seq = itertools.count()
+        self._dir = SpillDir(folder) if folder is not None else None
         self.rejected = 0  # rows and events written to a rejected file instead of the outbox
         self.spilled = 0  # events left at shutdown, kept for the next start
+        self.overflowed = 0  # events that found the queue full, kept in a file until it drained
         self.replayed = 0
 
     def reject(self, prefix: str, records: list[dict[str, Any]]) -> None:
@@ -51,37 +52,55 @@ class AlertSpill:
         else:
             ALERTS_DROPPED.labels(reason="stopped").inc(len(events))
 
-    async def replay(self, handle: Callable[[list[NewEvent]], Awaitable[None]], batch: int) -> None:
-        """Hand the pending events to `handle` in batches, oldest file first; a file goes once handled."""
-        if self.folder is None or not self.folder.is_dir():
+    def keep_overflow(self, events: list[NewEvent]) -> bool:
+        """Events the full queue could not take: kept for `replay(OVERFLOW)` once it drained. False
+        when they could only be logged (no folder, a failed write): nothing is left to replay."""
+        path = self._write(OVERFLOW, [e.to_json() for e in events])
+        if path is None:
+            ALERTS_DROPPED.labels(reason="overflow").inc(len(events))
+            return False
+        self.overflowed += len(events)
+        log.warning("alert queue full: %d events kept in %s until it drains", len(events), path)
+        return True
+
+    def has(self, prefix: str) -> bool:
+        return self._dir is not None and bool(self._dir.files(prefix))
+
+    async def replay(
+        self,
+        handle: Callable[[list[NewEvent]], Awaitable[None]],
+        batch: int,
+        prefixes: tuple[str, ...] = (PENDING, OVERFLOW),
+    ) -> None:
+        """Hand the kept events to `handle` in batches, oldest file first; a file goes once handled."""
+        if self._dir is None:
             return
-        for path in sorted(self.folder.glob(f"{PENDING}-*.jsonl")):
+
+        async def replay_file(path: Path, lines: list[str]) -> bool:
             try:
-                text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-                events = [NewEvent.from_json(json.loads(line)) for line in text.splitlines() if line.strip()]
-            except (OSError, ValueError, KeyError):
+                events = [NewEvent.from_json(json.loads(line)) for line in lines]
+            except (ValueError, KeyError, TypeError):
                 log.exception("unreadable alert spill file %s left in place", path)
-                continue
+                return False
             for i in range(0, len(events), batch):
                 await handle(events[i : i + batch])
-            path.unlink()
             self.replayed += len(events)
             log.info("replayed %d events from %s", len(events), path)
+            return True
+
+        for prefix in prefixes:
+            try:
+                await self._dir.replay(prefix, replay_file)
+            except OSError:
+                log.exception("alert spill files %s-* could not be read; left in place", prefix)
 
     def _write(self, prefix: str, records: list[dict[str, Any]]) -> Path | None:
-        """Write records as JSONL (atomic rename); on no folder or a failed write, log them in full."""
-        lines = [json.dumps(r, default=str) for r in records]
-        if self.folder is not None:
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-            path = self.folder / f"{prefix}-{stamp}-{os.getpid()}-{next(self._seq):06d}.jsonl"
+        """Write records as JSONL (durable, atomic); on no folder or a failed write, log them in full."""
+        if self._dir is not None:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-                tmp.replace(path)
-                return path
+                return self._dir.write(prefix, records)
             except OSError:
-                log.exception("could not write %s", path)
-        for line in lines:
-            log.error("%s: %s", prefix, line)
+                log.exception("could not write %s files under %s", prefix, self.folder)
+        for record in records:
+            log.error("%s: %s", prefix, json.dumps(record, default=str))
         return None

@@ -108,4 +108,9 @@ async def retry(
         sleep=sleep,
         reraise=True,
     )
-    return await retrying(op)
+    # the iterator form: `op` may be any callable returning an awaitable (a lambda, a partial), which
+    # `await retrying(op)` would call without awaiting
+    async for attempt in retrying:
+        with attempt:
+            return await op()
+    raise AssertionError("unreachable: tenacity returns or raises")
