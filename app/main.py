@@ -15,6 +15,7 @@ from app.auth.endpoints import router as api_keys_router
 from app.auth.gate import BodyAuthGate
 from app.cameras.endpoints import router as cameras_router
 from app.config import Settings
+from app.dashboard import install_dashboard
 from app.errors import install_error_handler
 from app.events.edge_endpoints import router as edge_router
 from app.events.edge_endpoints import ws_router as edge_ws_router
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(recordings_router)
     app.include_router(live_router)
     app.include_router(restream_router)
+    install_dashboard(app)  # `/` and `/static/*`
 
     @app.get(
         "/metrics",

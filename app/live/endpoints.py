@@ -1,4 +1,4 @@
-"""/ws/live (auth, then one reader and one writer task per client) and the static web page at `/`."""
+"""/ws/live: auth, then one reader and one writer task per client. (The page itself: app/dashboard.py.)"""
 
 from __future__ import annotations
 
@@ -6,15 +6,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
-from fastapi.responses import FileResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.auth.deps import auth_throttle, client_address, key_is_valid, websocket_api_key
-from app.errors import NotFound
 from app.kit.tasks import cancel_and_wait, spawn
 from app.live.hub import Client, Closed, LiveHub
 from app.live.protocol import Ping, ProtocolError, Subscribe, Unsubscribe, parse_client_message
@@ -22,7 +19,6 @@ from app.live.repository import existing_camera_ids
 
 log = logging.getLogger("argus.live")
 router = APIRouter()
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 MAX_TEXT = 16_384  # client messages are tiny; anything bigger is a mistake or abuse
 # A client sends a few subscribes and pings; each subscribe may cost a camera lookup in the database.
 MAX_MESSAGES_PER_S = 20
@@ -162,23 +158,3 @@ async def _close(ws: WebSocket, code: int, reason: str) -> None:
     # The peer may be gone or stuck: then the server drops the connection once we return.
     with contextlib.suppress(Exception):
         await asyncio.wait_for(ws.close(code=code, reason=reason), 2.0)
-
-
-@router.get("/", include_in_schema=False)
-async def index() -> FileResponse:
-    return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
-
-
-@router.get("/static/{name}", include_in_schema=False)
-async def static(name: str) -> FileResponse:
-    path = WEB_DIR / name
-    # Only the page's own files: no subfolders, no traversal, no Python sources.
-    if "/" in name or name.startswith(".") or path.suffix not in {".html", ".css", ".js", ".svg"}:
-        raise NotFound("file", name)
-    try:
-        found = path.is_file()
-    except OSError:  # ENAMETOOLONG and friends: a client's bad name, not a server error
-        found = False
-    if not found:
-        raise NotFound("file", name[:64])
-    return FileResponse(path, headers={"Cache-Control": "no-cache"})
