@@ -14,6 +14,7 @@ from app.auth.deps import require_api_key
 from app.auth.endpoints import router as api_keys_router
 from app.auth.gate import BodyAuthGate
 from app.cameras.endpoints import router as cameras_router
+from app.cluster.endpoints import router as cluster_router
 from app.config import Settings
 from app.dashboard import install_dashboard
 from app.errors import install_error_handler
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(recordings_router)
     app.include_router(live_router)
     app.include_router(restream_router)
+    app.include_router(cluster_router)
     install_dashboard(app)  # `/` and `/static/*`
 
     @app.get(

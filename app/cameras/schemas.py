@@ -62,6 +62,10 @@ class AnalyzerSpec(BaseModel):
     )
 
 
+NodeName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\w.-]+$")]
+PINNED = "several nodes (ARGUS_REDIS_URL): only this node may run the camera (one node: ignored)"
+
+
 class CameraBase(BaseModel):
     # strict: `enabled: 0` or `analysis_fps: false` are client bugs, not values to coerce (a float takes
     # an int); subclasses' model_config merges with this one
@@ -113,6 +117,7 @@ class CameraCreate(CameraBase):
     pre_roll_s: float = Field(5.0, ge=0, le=60, description="video kept before an event starts")
     post_roll_s: float = Field(5.0, ge=0, le=300, description="video kept after an event ends")
     record: RecordOptions = Field(default_factory=RecordOptions)
+    pinned_node: NodeName | None = Field(None, description=PINNED)
 
 
 class CameraUpdate(CameraBase):
@@ -131,6 +136,7 @@ class CameraUpdate(CameraBase):
     pre_roll_s: float | None = Field(None, ge=0, le=60)
     post_roll_s: float | None = Field(None, ge=0, le=300)
     record: RecordOptions | None = None
+    pinned_node: NodeName | None = Field(None, description=f"{PINNED}; null unpins it")
 
 
 class CameraRead(Schema):
@@ -148,6 +154,7 @@ class CameraRead(Schema):
     pre_roll_s: float = 5.0
     post_roll_s: float = 5.0
     record: RecordOptions = Field(default_factory=RecordOptions)
+    pinned_node: str | None = None
     created_at: datetime
     updated_at: datetime
     state: str | None = None

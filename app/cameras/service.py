@@ -18,6 +18,9 @@ from app.kit.urls import UrlError, validate_camera_url
 from app.models import Camera
 
 
+_NULLABLE = frozenset({"pinned_node"})  # null is a value: unpinned
+
+
 class CameraRuntime(Protocol):
     """What the service needs from the manager (a narrow seam: tests can pass their own)."""
 
@@ -65,7 +68,7 @@ class CameraService:
         if "name" in changes and changes["name"] != camera.name:
             await self._check_name(changes["name"])
         for key, value in changes.items():
-            if value is None:
+            if value is None and key not in _NULLABLE:
                 raise Invalid(f"{key} cannot be null", field=key)
             if key == "url":
                 if value == mask_url(camera.url):  # sent back as GET shows it: unchanged, password kept
