@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         "--reclaim-idle", type=float, default=60.0, help="take over jobs idle this many seconds (default 60)"
     )
     vlm.add_argument(
-        "--key-prefix", default="argus:", help="Redis key prefix shared with the nodes (default argus:)"
+        "--key-prefix", help="Redis key prefix of the cluster (default ARGUS_REDIS_PREFIX, argus:)"
     )
     args = parser.parse_args(argv)
 
@@ -141,7 +141,14 @@ def _vlm_worker(settings: Settings, args: argparse.Namespace) -> int:
     )
     name = args.name or f"{settings.node_name}-vlm-{os.getpid()}"
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a job in hand stays pending, reclaimed later
-        asyncio.run(run_worker(settings, name=name, reclaim_idle_s=args.reclaim_idle, prefix=args.key_prefix))
+        asyncio.run(
+            run_worker(
+                settings,
+                name=name,
+                reclaim_idle_s=args.reclaim_idle,
+                prefix=args.key_prefix or settings.redis_prefix,
+            )
+        )
     return 0
 
 

@@ -154,6 +154,7 @@ class Settings(BaseSettings):
     # Scale-out (optional; off while redis_url is empty: one node, as before; docs in README "Several nodes")
     node_name: str = Field(default_factory=socket.gethostname, max_length=255, pattern=r"^[\w.-]+$")
     redis_url: str = ""  # redis://host:6379/0: several nodes on one PostgreSQL + Redis (cluster mode)
+    redis_prefix: str = Field("argus:", pattern=r"^[\w.:-]{1,64}$")  # Redis keys and channels of this cluster
     node_capacity: float = Field(1.0, gt=0)  # this node's share of the cameras, relative to the others
     lease_ttl_s: float = Field(10.0, ge=0.3)  # a camera lease not renewed for this long is taken over
 

@@ -62,7 +62,7 @@ async def enter_redis_parts(
     `runs_camera(id)`: whether this node runs the camera now (its lease), asked on every relay refresh.
     In cluster mode the lifespan skips the in-process VLM describer: events go to the work stream.
     """
-    keys = keys or Keys()
+    keys = keys or Keys(settings.redis_prefix)
     node = settings.node_name
     redis = connect(settings.redis_url)
     stack.push_async_callback(redis.aclose)
