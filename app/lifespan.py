@@ -22,6 +22,7 @@ from app.auth.keys import KeyVerifier
 from app.cameras.integration import camera_lister, camera_switch
 from app.cameras.manager import MultiCameraManager
 from app.cameras.pipeline import PipelineDeps
+from app.cluster.wiring import enter_redis_parts
 from app.config import Settings
 from app.events.bus import EventBus
 from app.events.ingest import IngestCommitter
@@ -156,10 +157,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         parts["event_stream"] = event_stream = EventStreamHub()
         bus.subscribe("event_stream", event_stream.publish, direct=True)  # only puts on client queues
         # -- vlm --
-        if settings.vlm_base_url:
+        if settings.vlm_base_url and not settings.cluster:  # cluster: worker processes (below)
             vlm = await stack.enter_async_context(VlmDescriber.from_settings(settings, bus))
             parts["vlm"] = vlm
             bus.subscribe("vlm", vlm.consider, direct=True)  # consider() only enqueues, never blocks
+        # -- cluster, Redis half: live relay, event fan-out, dedup windows, digest lock, VLM work stream --
+        if settings.cluster:
+
+            def runs_camera(camera_id: int) -> bool:  # this node holds the camera's lease now
+                return "manager" in parts and parts["manager"].get(camera_id) is not None
+
+            await enter_redis_parts(
+                stack, settings, bus=bus, hub=hub, event_stream=event_stream,
+                alert_engine=alert_engine, dispatcher=dispatcher, runs_camera=runs_camera,
+            )  # fmt: skip
         # -- mqtt (before the cameras: they stop first, so their last events are published) --
         if (mqtt_options := settings.mqtt) is not None:
             mqtt = await stack.enter_async_context(

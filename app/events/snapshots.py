@@ -8,8 +8,9 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from app.kit.jpeg import encode_jpeg
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -25,13 +26,6 @@ def snapshot_relpath(event_id: str, camera_id: int | None, at: datetime | None =
     day = (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d")
     camera = str(int(camera_id)) if camera_id is not None else "none"
     return f"snapshots/{camera}/{day}/{event_id}.jpg"
-
-
-def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise SnapshotError("JPEG encoding failed")
-    return buf.tobytes()
 
 
 def write_snapshot(

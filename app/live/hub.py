@@ -17,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
+import numpy as np
+
 from app.events.types import NewEvent
+from app.kit.jpeg import encode_jpeg, fit_width
 from app.kit.rate import RateMeter
 from app.kit.tasks import cancel_and_wait, spawn
-from app.live.encoder import encode_jpeg
 from app.live.protocol import MAX_FPS, pack_frame_header
 from app.metrics import LIVE_CLIENTS, LIVE_ENCODES, LIVE_FRAMES_DROPPED, LIVE_FRAMES_SENT
 from app.stream.frame import Frame
@@ -421,7 +423,7 @@ class LiveHub:
 
     async def _encode(self, frame: Frame) -> Encoded:
         jpeg, width, height = await asyncio.to_thread(
-            encode_jpeg, frame.image, self.jpeg_quality, self.max_width
+            _encode_fitted, frame.image, self.jpeg_quality, self.max_width
         )
         header = pack_frame_header(frame.camera_id, frame.seq, frame.captured_at, width, height)
         return Encoded(frame.camera_id, frame, jpeg, header + jpeg, width, height, time.monotonic())
@@ -449,3 +451,10 @@ class LiveHub:
 
 def _dumps(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), default=str)
+
+
+def _encode_fitted(image: np.ndarray, quality: int, max_width: int) -> tuple[bytes, int, int]:
+    """(JPEG bytes, width, height) of the frame fitted to max_width: blocking, for a thread."""
+    fitted = fit_width(image, max_width)
+    height, width = fitted.shape[:2]
+    return encode_jpeg(fitted, quality), width, height
