@@ -8,19 +8,24 @@ import json
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from app.alerts import AlertEngine, WebhookDispatcher
 from app.cluster.dedup import RedisDedup
 from app.cluster.keys import Keys
+from app.cluster.relay import LiveRelay
 from app.cluster.wiring import enter_redis_parts
 from app.events.bus import EventBus
 from app.events.stream import EventStreamHub
 from app.events.types import NewEvent, Severity, utcnow
 from app.live.hub import LiveHub
+from app.main import create_app
 from tests.alerts.conftest import migrated
-from tests.conftest import make_settings
+from tests.conftest import AUTH, make_settings
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.redis
 
@@ -57,3 +62,31 @@ async def test_a_nodes_parts_are_wired_to_redis(
         await bus.close()
     assert hub.remote is None  # the relay let go of the hub when it stopped
     await db.kw["bind"].dispose()
+
+
+@pytest.mark.postgres
+async def test_two_nodes_in_cluster_mode_share_their_events(
+    tmp_path: Path, clean_postgres_url: str, redis: Redis, redis_url: str, keys: Keys
+) -> None:
+    """Two apps (nodes) on one PostgreSQL and Redis: an event ingested on one reaches the other's event
+    stream, and the other's live hub relays through Redis."""
+
+    def node(name: str) -> FastAPI:
+        cluster = {"redis_url": redis_url, "redis_prefix": keys.prefix, "node_name": name}
+        return create_app(make_settings(tmp_path / name, database_url=clean_postgres_url, **cluster))
+
+    one, two = node("n1"), node("n2")
+    async with one.router.lifespan_context(one), two.router.lifespan_context(two):
+        assert isinstance(two.state.runtime.hub.remote, LiveRelay)
+
+        async def both_listen() -> bool:
+            return dict(await redis.pubsub_numsub(keys.events))[keys.events.encode()] >= 2
+
+        await eventually(both_listen, 10, what="both nodes subscribed")
+        with two.state.runtime.event_stream.client() as on_two:
+            transport = httpx.ASGITransport(app=one)
+            async with httpx.AsyncClient(transport=transport, base_url="http://n1", headers=AUTH) as client:
+                response = await client.post("/api/events", json={"type": "door", "severity": "high"})
+            assert response.status_code == 202, response.text
+            got = await asyncio.wait_for(on_two.queue.get(), 10)
+        assert got.id == response.json()["id"] and got.type == "door"
