@@ -54,6 +54,7 @@ class CameraPipeline:
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._offered: Frame | None = None
+        self._learning = True  # until every analyzer has answered once without asking to warm up
         ctx = AnalyzerContext(config.id, deps.pool, deps.settings, deps.tracer)
         self.analyzers = deps.registry.build_chain(config.chain(), ctx)
         self.runner = AnalyzerRunner(
@@ -128,7 +129,8 @@ class CameraPipeline:
             # gets every frame too, so it learns at the rate it will judge at.
             busy = bool(self.episodes.open_events)
             self.sampler.set_burst(busy)
-            self.source.set_pixel_demand(busy or _warming_up(result))
+            self._learning = _still_learning(result, self._learning)
+            self.source.set_pixel_demand(busy or self._learning)
 
     async def _feed_live(self) -> None:
         """Pass the live view's wish for frames to the source, and the source's newest frame to the hub.
@@ -198,5 +200,10 @@ class CameraPipeline:
         )
 
 
-def _warming_up(result: FrameResult) -> bool:
+def _still_learning(result: FrameResult, before: bool) -> bool:
+    """An analyzer skipped this frame (timeout under load, a model still loading) has not said whether it
+    still learns: keep the last answer, so a warm-up is never starved to keyframes and stretched over
+    the motion it should have learned the scene before."""
+    if result.skipped:
+        return before or any(obs.data.get("warming_up") for obs in result.observations.values())
     return any(obs.data.get("warming_up") for obs in result.observations.values())
