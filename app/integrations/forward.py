@@ -41,6 +41,7 @@ from app.events.types import NewEvent
 from app.kit.backoff import Backoff
 from app.kit.link import Link
 from app.kit.redact import mask_url
+from app.kit.retry import retry
 from app.kit.tasks import cancel_and_wait, spawn
 from app.metrics import FORWARD_CONNECTED, FORWARD_EVENTS, FORWARD_QUEUED
 from app.models import Event
@@ -52,6 +53,8 @@ HTTP_FRAME_BYTES = 700 * 1024  # a batch body of up to ARGUS_MAX_BODY_BYTES (1 M
 MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024  # a larger snapshot is sent as a link only
 SLACK_S = 2.0  # rows committed up to this much out of time order are still found
 ERROR_MAX = 300
+# a broken link (ConnectionError is an OSError): reconnect with backoff; anything else ends the loop
+LINK_ERRORS = (OSError, TimeoutError, httpx.HTTPError, websockets.WebSocketException)
 
 
 def default_name() -> str:
@@ -160,21 +163,32 @@ class EdgeForwarder:
 
     async def _run(self) -> None:
         log.info("forward loop started")
+
+        async def lost(exc: BaseException, _: int) -> None:
+            with contextlib.suppress(Exception):  # the database may be what is failing
+                await self._update_queued()
+
         try:
-            while True:
-                try:
-                    async with self._connect() as transport:
-                        self.link.up()
-                        await self._pump(transport)
-                except (OSError, TimeoutError, httpx.HTTPError, websockets.WebSocketException) as exc:
-                    self.link.lost(exc)  # ConnectionError is an OSError
-                finally:
-                    self.link.down()
-                with contextlib.suppress(Exception):  # the database may be what is failing
-                    await self._update_queued()
-                await asyncio.sleep(self.link.next_delay())
+            await retry(
+                self._session,
+                retry_on=lambda exc: isinstance(exc, LINK_ERRORS),
+                delay=lambda _: self.link.next_delay(),  # the link's backoff restarts once connected
+                on_error=lost,
+            )
         finally:
             log.info("forward loop exited")
+
+    async def _session(self) -> None:
+        """One connection: send until it breaks (raises; the link notes why)."""
+        try:
+            async with self._connect() as transport:
+                self.link.up()
+                await self._pump(transport)
+        except LINK_ERRORS as exc:
+            self.link.lost(exc)
+            raise
+        finally:
+            self.link.down()
 
     @contextlib.asynccontextmanager
     async def _connect(self) -> AsyncIterator[Transport]:

@@ -67,6 +67,7 @@ async def retry(
     initial: float = 0.5,
     cap: float = 10.0,
     jitter: float = 0.0,
+    delay: Callable[[int], float] | None = None,
     on_error: Callable[[BaseException, int], Awaitable[None] | None] | None = None,
     stop_when: Callable[[], bool] | None = None,
     deadline_s: float | None = None,
@@ -76,7 +77,8 @@ async def retry(
 
     `on_error(exc, attempt)` runs after every retried failure (sync or async). The last failure is
     raised when `stop_when()` turns true or the next wait would pass `deadline_s` (from the first try);
-    without either, a retried failure is retried forever. `sleep` waits between attempts (a sleep that
+    without either, a retried failure is retried forever. `delay(attempt)` replaces the backoff curve
+    (a Link's backoff, reset when a connection comes up); `sleep` waits between attempts (a sleep that
     returns early on a wake-up is fine)."""
     started = time.monotonic()
 
@@ -89,6 +91,8 @@ async def retry(
         return time.monotonic() - started + state.upcoming_sleep > deadline_s
 
     def wait(state: RetryCallState) -> float:
+        if delay is not None:
+            return delay(state.attempt_number)
         return backoff_delay(state.attempt_number, initial, cap, jitter)
 
     async def after(state: RetryCallState) -> None:
