@@ -4,8 +4,11 @@ What this node's bus carries (events) and what its live hub announces (camera st
 the `events` channel as JSON with the origin node. Every other node hands an event to its local live
 and stream hubs only (the `deliver` callables), never to its bus: the origin already stored it and
 raised its alerts, so no logger, alert engine or MQTT bridge sees it twice. A node skips its own
-messages. Pub/sub is fire-and-forget: a node that is briefly cut off from Redis misses live messages,
-as a browser that reconnects does; the event stream's clients resume from the database.
+messages. A VLM worker's description (origin `worker:<name>`) is also handed to `worker_update`: the
+node that runs the event's camera puts it on its bus for the alert engine and MQTT, as a describer in
+the node's own process would have. Pub/sub is fire-and-forget: a node that is briefly cut off from
+Redis misses live messages, as a browser that reconnects does; the event stream's clients resume from
+the database.
 """
 
 from __future__ import annotations
@@ -44,12 +47,14 @@ class EventFanout:
         *,
         deliver: Sequence[Callable[[NewEvent], Any]] = (),
         receive_state: Callable[[int, str], None] | None = None,
+        worker_update: Callable[[NewEvent], None] | None = None,
         keys: Keys | None = None,
     ) -> None:
         self._redis = redis
         self.node = node
         self._deliver = list(deliver)
         self._receive_state = receive_state
+        self._worker_update = worker_update
         self.keys = keys or Keys()
         self._states: asyncio.Queue[bytes] = asyncio.Queue(STATE_BACKLOG)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -137,6 +142,8 @@ class EventFanout:
                         deliver(event)
                     except Exception:  # one hub's bug never starves the other
                         log.exception("cluster fan-out: delivering event %s failed", event.id)
+                if self._worker_update is not None and str(body.get("origin", "")).startswith("worker:"):
+                    self._worker_update(event)
             elif body.get("kind") == "state" and self._receive_state is not None:
                 self.received += 1
                 self._receive_state(int(body["camera_id"]), str(body["text"]))

@@ -23,8 +23,13 @@ from app.cluster.vlm_jobs import VlmJobQueue
 from app.config import Settings
 from app.events.bus import EventBus
 from app.events.stream import EventStreamHub
+from app.events.types import NewEvent
 from app.integrations.vlm import VlmDescriber
 from app.live.hub import LiveHub
+
+# Bus subscribers a VLM worker's description must not reach again on the camera's node: the worker
+# stored it, the fan-out showed it on every node's live view and stream, and it describes nothing new.
+ALREADY_DONE = ("event_logger", "live", "event_stream", "cluster", "vlm", "clips")
 
 
 @dataclass
@@ -66,12 +71,19 @@ async def enter_redis_parts(
     node = settings.node_name
     redis = connect(settings.redis_url)
     stack.push_async_callback(redis.aclose)
+
+    def worker_update(event: NewEvent) -> None:
+        """A worker's description: the camera's node raises what it raises (alerts, MQTT), once."""
+        if event.camera_id is not None and runs_camera(event.camera_id):
+            bus.publish(event, skip=ALREADY_DONE)
+
     fanout = await stack.enter_async_context(
         EventFanout(
             redis,
             node,
             deliver=[hub.publish_event, event_stream.publish],  # live views only: never the bus
             receive_state=hub.receive_state,
+            worker_update=worker_update,
             keys=keys,
         )
     )

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from app.alerts import AlertEngine, WebhookDispatcher
 from app.cluster.dedup import RedisDedup
+from app.cluster.fanout import encode_event
 from app.cluster.keys import Keys
 from app.cluster.relay import LiveRelay
 from app.cluster.wiring import enter_redis_parts
@@ -90,3 +91,35 @@ async def test_two_nodes_in_cluster_mode_share_their_events(
             assert response.status_code == 202, response.text
             got = await asyncio.wait_for(on_two.queue.get(), 10)
         assert got.id == response.json()["id"] and got.type == "door"
+
+
+async def test_a_workers_description_goes_on_the_bus_of_the_cameras_node_only(
+    tmp_path: Path, redis: Redis, redis_url: str, keys: Keys
+) -> None:
+    """For its alerts and MQTT, as an in-process describer's update would; never to its logger again."""
+    settings = make_settings(tmp_path, node_name="n1").model_copy(update={"redis_url": redis_url})
+    db = await migrated(f"sqlite+aiosqlite:///{tmp_path / 'argus.db'}")
+    bus = EventBus()
+    published: list[NewEvent] = []
+    stored: list[NewEvent] = []
+    bus.subscribe("mqtt", published.append, direct=True)
+    bus.subscribe("event_logger", stored.append, direct=True)
+    async with AsyncExitStack() as stack:
+        hub = await stack.enter_async_context(LiveHub())
+        dispatcher = await stack.enter_async_context(WebhookDispatcher(db))
+        engine = await stack.enter_async_context(AlertEngine(db))
+        parts = await enter_redis_parts(
+            stack, settings, bus=bus, hub=hub, event_stream=EventStreamHub(), alert_engine=engine,
+            dispatcher=dispatcher, runs_camera=lambda camera_id: camera_id == 1, keys=keys,
+        )  # fmt: skip
+        await parts.fanout.ready()
+        mine, other = (
+            NewEvent(camera_id=c, type="object", severity=Severity.high, started_at=utcnow(), description="x")
+            for c in (1, 2)
+        )
+        for event in (other, mine):
+            await redis.publish(keys.events, encode_event("worker:w1", event))
+        await eventually(lambda: parts.fanout.received == 2, 5)
+        assert [e.id for e in published] == [mine.id] and stored == []
+        await bus.close()
+    await db.kw["bind"].dispose()
