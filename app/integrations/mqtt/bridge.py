@@ -37,6 +37,7 @@ from app.integrations.mqtt.topics import (
 )
 from app.kit.backoff import Backoff
 from app.kit.link import Link
+from app.kit.retry import retry
 from app.kit.tasks import cancel_and_wait, spawn
 from app.metrics import MQTT_CONNECTED, MQTT_MESSAGES, MQTT_QUEUED
 
@@ -262,17 +263,24 @@ class MqttBridge:
     async def _connection_loop(self) -> None:
         log.info("mqtt connection loop started")
         try:
-            while True:
-                try:
-                    async with self._client() as client:
-                        await self._serve(client)
-                except aiomqtt.MqttError as exc:
-                    self.link.lost(exc)
-                finally:
-                    self.link.down()
-                await asyncio.sleep(self.link.next_delay())
+            await retry(
+                self._session,
+                retry_on=lambda exc: isinstance(exc, aiomqtt.MqttError),
+                delay=lambda _: self.link.next_delay(),  # the link's backoff restarts once connected
+            )
         finally:
             log.info("mqtt connection loop exited")
+
+    async def _session(self) -> None:
+        """One connection: serve until it breaks (raises; the link notes why)."""
+        try:
+            async with self._client() as client:
+                await self._serve(client)
+        except aiomqtt.MqttError as exc:
+            self.link.lost(exc)
+            raise
+        finally:
+            self.link.down()
 
     def _client(self) -> aiomqtt.Client:
         o = self.options
