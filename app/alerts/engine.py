@@ -76,7 +76,6 @@ class AlertEngine:
         now: Callable[[], datetime] = utcnow,
         on_alert: Callable[[], None] | None = None,
         queue_size: int = 10_000,
-        drain_upstream: Callable[[], Awaitable[None]] | None = None,
         spill_dir: Path | None = None,
         retry_initial_s: float = 0.5,
         stop_timeout_s: float = 10.0,
@@ -89,7 +88,6 @@ class AlertEngine:
         self._clock = clock
         self._now = now
         self.on_alert = on_alert
-        self._drain_upstream = drain_upstream  # the bus's drain: take what it still holds before stopping
         # one alert per (rule, camera, type) per window; in a cluster the lifespan swaps in Redis windows
         self.dedup: DedupWindows = Deduplicator(clock=clock)
         self._queue: asyncio.Queue[NewEvent] = asyncio.Queue(queue_size)
@@ -134,11 +132,6 @@ class AlertEngine:
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        if self._drain_upstream is not None:
-            try:
-                await self._drain_upstream()
-            except Exception:
-                log.exception("draining the bus before stopping the alert engine failed")
         try:
             await self.idle(self._stop_timeout_s)
         except TimeoutError:
