@@ -101,6 +101,7 @@ WS_MAX_BYTES = 65_536
 
 def _serve(settings: Settings) -> int:
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from app.main import create_app
     from app.preflight import StartupError, check
@@ -116,6 +117,8 @@ def _serve(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # json: uvicorn's own loggers (requests, start-up) go to the root handler, so every line is JSON
+        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
         # Live JPEGs are encoded once and sent to every viewer: deflating them again per viewer costs
         # ~3 ms CPU per frame per viewer for ~2% fewer bytes (bench/live.py --deflate).
         ws_per_message_deflate=False,
@@ -128,17 +131,15 @@ def _serve(settings: Settings) -> int:
 
 def _vlm_worker(settings: Settings, args: argparse.Namespace) -> int:
     import contextlib
-    import logging
     import os
 
     from app.cluster.vlm_jobs import run_worker
+    from app.kit.logs import configure_logging
 
     if not settings.redis_url or not settings.vlm_base_url:
         print("argus: worker vlm needs ARGUS_REDIS_URL and ARGUS_VLM_BASE_URL", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     name = args.name or f"{settings.node_name}-vlm-{os.getpid()}"
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a job in hand stays pending, reclaimed later
         asyncio.run(

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.integrations.mqtt.options import MqttOptions, check_topic_prefix, parse_mqtt_url
+from app.kit.logs import LogFormat
 from app.kit.severity import Severity
 from app.kit.urls import IPNetwork, parse_networks, validate_service_url
 
@@ -51,6 +52,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    log_format: LogFormat = "text"  # json: one JSON object per line (app/kit/logs.py)
     database_url: str = ""  # empty: DATA_DIR/argus.db, so it follows DATA_DIR (and its volume)
     data_dir: Path = Path("./data")
     api_keys: str = ""  # comma-separated static keys, in addition to keys stored in the api_keys table

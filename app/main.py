@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -26,8 +24,8 @@ from app.health import router as health_router
 from app.inference.endpoints import router as models_router
 from app.kit.body_limit import BodyLimit
 from app.kit.docs import install_offline_docs
+from app.kit.logs import configure_logging
 from app.kit.openapi import install_openapi
-from app.kit.redact import install_log_redaction
 from app.lifespan import lifespan
 from app.live.endpoints import router as live_router
 from app.metrics import REGISTRY
@@ -43,10 +41,7 @@ Every route except `/api/health` and these docs needs `Authorization: Bearer <AP
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    install_log_redaction()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     app = FastAPI(
         title="Argus", version=__version__, description=DESCRIPTION, lifespan=lifespan,
         docs_url=None, redoc_url=None,  # install_offline_docs: served from the package, no CDN

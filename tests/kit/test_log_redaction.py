@@ -69,7 +69,9 @@ def test_plain_args_are_kept_and_split_secrets_still_masked(caplog: pytest.LogCa
 
 
 @contextmanager
-def argus_serve(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def argus_serve(
+    tmp_path: Path, **extra_env: str
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """The real `argus serve` (uvicorn's default logging config) on a free port; yields its base URL and
     process, whose combined output can be read once it has been stopped."""
     port = free_port()
@@ -79,6 +81,7 @@ def argus_serve(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         "ARGUS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'argus.db'}",
         "ARGUS_API_KEYS": KEY,
         "ARGUS_LOG_LEVEL": "info",
+        **extra_env,
     }
     cmd = [sys.executable, "-m", "app", "serve", "--port", str(port)]
     root = Path(__file__).resolve().parents[2]
