@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from fastapi import APIRouter
 from sqlalchemy import text
 
 from app import __version__
 from app.deps import RuntimeDep
-from app.lifespan import Runtime
+from app.runtime import Runtime
 
 router = APIRouter(tags=["health"])
+
+
+class Reports(Protocol):
+    def stats(self) -> Mapping[str, Any]: ...
+
+
+class Writes(Protocol):
+    @property
+    def write_error(self) -> str | None: ...
 
 
 @router.get("/api/health", summary="Liveness, database reachability and a runtime summary")
@@ -28,29 +38,23 @@ async def health(rt: RuntimeDep) -> dict[str, Any]:
     body: dict[str, Any] = {"status": status, "version": __version__, "database": db_ok}
     if reasons:
         body["reasons"] = reasons
-    manager = rt.parts.get("manager")
-    if manager is not None:
-        body["cameras"] = manager.summary()
-    pool = rt.parts.get("pool")
-    if pool is not None:
-        body["models"] = pool.summary()
-    for name in (
-        "event_logger",
-        "ingest",
-        "alerts",
-        "recorder",
-        "clips",
-        "mqtt",
-        "event_stream",
-        "forward",
-        "restream",
-    ):
-        part = rt.parts.get(name)
+    body["cameras"] = rt.manager.summary()
+    body["models"] = rt.pool.summary()
+    parts: dict[str, Reports | None] = {
+        "event_logger": rt.event_logger,
+        "ingest": rt.ingest,
+        "alerts": rt.alerts,
+        "recorder": rt.recorder,
+        "clips": rt.clips,
+        "mqtt": rt.mqtt,
+        "event_stream": rt.event_stream,
+        "forward": rt.forwarder,
+        "restream": rt.restream,
+    }
+    for name, part in parts.items():
         if part is not None:
             body[name] = part.stats()
-    retention = rt.parts.get("retention")
-    if retention is not None:
-        body["storage"] = retention.stats()
+    body["storage"] = rt.retention.stats()
     body["bus"] = rt.bus.stats()
     return body
 
@@ -59,13 +63,13 @@ def write_problems(rt: Runtime) -> list[str]:
     """A database that answers SELECT 1 may still refuse every write (corrupt file, read-only, disk
     full): each writer reports the error of its last failed write until one succeeds again."""
     problems = []
-    for name, what in (
-        ("event_logger", "event writes"),
-        ("ingest", "ingest"),
-        ("alerts", "alert writes"),
-        ("retention", "media storage"),
-    ):
-        error = getattr(rt.parts.get(name), "write_error", None)
-        if error:
+    writers: list[tuple[Writes, str]] = [
+        (rt.event_logger, "event writes"),
+        (rt.ingest, "ingest"),
+        (rt.alerts, "alert writes"),
+        (rt.retention, "media storage"),
+    ]
+    for part, what in writers:
+        if error := part.write_error:
             problems.append(f"{what} failing: {error}")
     return problems

@@ -1,7 +1,7 @@
 """Build the runtime in flow order, yield it to requests, stop it in reverse (AsyncExitStack).
 
 Each domain wires itself in its own block below; subscribers attach to the bus here, never inside
-the publisher.
+the publisher. What it builds is one typed field each of Runtime (app/runtime.py).
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.alerts import AlertEngine, DispatchPolicy, WebhookDispatcher
 from app.analyzers.registry import AnalyzerRegistry
@@ -41,6 +41,7 @@ from app.recording.clips import ClipRecorder, pipeline_feeds
 from app.recording.continuous import Recorder, pipeline_targets
 from app.recording.retention import Retention
 from app.restream.restreamer import RestreamManager, load_restreams
+from app.runtime import Runtime
 
 log = logging.getLogger("argus")
 
@@ -50,19 +51,12 @@ class SchemaOutOfDate(RuntimeError):
 
 
 @dataclass
-class Runtime:
-    settings: Settings
-    engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
-    bus: EventBus
-    # Each domain's long-lived object, set by its wiring block below.
-    parts: dict[str, Any] = field(default_factory=dict)
+class BuiltLater:
+    """Parts that earlier parts look up, though they are built after them (so they stop before them):
+    None until their block below has run."""
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["parts"][name]
-        except KeyError:
-            raise AttributeError(name) from None
+    manager: MultiCameraManager | None = None
+    retention: Retention | None = None
 
 
 async def prepare_database(settings: Settings, engine: AsyncEngine) -> None:
@@ -90,36 +84,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         stack.push_async_callback(engine.dispose)
         await prepare_database(settings, engine)
         sessionmaker = create_sessionmaker(engine)
-        app.state.verifier = KeyVerifier(settings.static_api_keys, sessionmaker)
-        stack.push_async_callback(app.state.verifier.aclose)  # last_used_at writes before dispose
+        verifier = KeyVerifier(settings.static_api_keys, sessionmaker)
+        stack.push_async_callback(verifier.aclose)  # last_used_at writes before dispose
         bus = EventBus()
         stack.push_async_callback(bus.close)
         bus.subscribe("metrics", count_event, direct=True)
-        rt = Runtime(settings, engine, sessionmaker, bus)
-        parts = rt.parts
+        later = BuiltLater()
 
         # -- inference (pool) --
         pool = await stack.enter_async_context(ResourcePool.from_settings(settings))
-        parts["pool"] = pool
         tracer = Tracer.from_settings(settings)
         stack.callback(tracer.close)
-        parts["tracer"] = tracer
         # -- clips (entered before the logger, so it stops after it: a clip's last row update finds the
         # event stored; its writers get their last packets when the cameras stop, which is first) --
         clips = await stack.enter_async_context(
             ClipRecorder(
                 settings.data_dir,
                 sessionmaker,
-                pipeline_feeds(lambda cid: parts["manager"].get(cid) if "manager" in parts else None),
+                pipeline_feeds(lambda cid: later.manager.get(cid) if later.manager is not None else None),
                 max_s=settings.clip_max_s,
-                may_write=lambda: parts["retention"].space_ok() if "retention" in parts else True,
+                may_write=lambda: later.retention.space_ok() if later.retention is not None else True,
             )
         )
-        parts["clips"] = clips
         bus.subscribe("clips", clips.consider, direct=True)  # consider() only starts a thread or sets a time
         # -- events (logger) --
         event_logger = await stack.enter_async_context(AsyncEventLogger.from_settings(sessionmaker, settings))
-        parts["event_logger"] = event_logger
         bus.subscribe("event_logger", event_logger.log, direct=True)
         # -- alerts --
         dispatcher = await stack.enter_async_context(
@@ -130,8 +119,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         )
         # direct: the engine's own bounded queue is the only one (offer() never blocks; overflow spills)
         bus.subscribe("alerts", alert_engine.offer, direct=True)
-        parts["alert_dispatcher"] = dispatcher
-        parts["alerts"] = alert_engine
 
         # -- ingest (after the alert engine: it stops first, so what it commits still reaches alerts) --
         async def ingested(events: list[NewEvent]) -> None:
@@ -139,7 +126,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
                 bus.publish(event, skip=("event_logger", "alerts"))
             await alert_engine.decide(events)
 
-        parts["ingest"] = await stack.enter_async_context(
+        ingest = await stack.enter_async_context(
             IngestCommitter(
                 sessionmaker,
                 ingested,
@@ -151,43 +138,43 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         hub = await stack.enter_async_context(
             LiveHub(settings.live_fps, settings.live_jpeg_quality, settings.live_max_width)
         )
-        parts["hub"] = hub
         bus.subscribe("live", hub.publish_event)
         # -- event stream (GET /api/events/stream) --
-        parts["event_stream"] = event_stream = EventStreamHub()
+        event_stream = EventStreamHub()
         bus.subscribe("event_stream", event_stream.publish, direct=True)  # only puts on client queues
         # -- vlm --
+        vlm: VlmDescriber | None = None
         if settings.vlm_base_url and not settings.cluster:  # cluster: worker processes (below)
             vlm = await stack.enter_async_context(VlmDescriber.from_settings(settings, bus))
-            parts["vlm"] = vlm
             bus.subscribe("vlm", vlm.consider, direct=True)  # consider() only enqueues, never blocks
         # -- cluster, Redis half: live relay, event fan-out, dedup windows, digest lock, VLM work stream --
         if settings.cluster:
 
             def runs_camera(camera_id: int) -> bool:  # this node holds the camera's lease now
-                return "manager" in parts and parts["manager"].get(camera_id) is not None
+                return later.manager is not None and later.manager.get(camera_id) is not None
 
             await enter_redis_parts(
                 stack, settings, bus=bus, hub=hub, event_stream=event_stream,
                 alert_engine=alert_engine, dispatcher=dispatcher, runs_camera=runs_camera,
             )  # fmt: skip
         # -- mqtt (before the cameras: they stop first, so their last events are published) --
+        mqtt: MqttBridge | None = None
         if (mqtt_options := settings.mqtt) is not None:
             mqtt = await stack.enter_async_context(
                 MqttBridge(
                     mqtt_options,
-                    cameras=camera_lister(sessionmaker, lambda: parts.get("manager")),
+                    cameras=camera_lister(sessionmaker, lambda: later.manager),
                     set_enabled=camera_switch(
-                        sessionmaker, lambda: parts.get("manager"), settings.resolved_media_dir
+                        sessionmaker, lambda: later.manager, settings.resolved_media_dir
                     ),
                     data_dir=settings.data_dir,
                     public_url=settings.public_url,
                     drain_upstream=bus.drain,
                 )
             )
-            parts["mqtt"] = mqtt
             bus.subscribe("mqtt", mqtt.consider)
         # -- edge -> central forwarding (reads committed events back; the bus only nudges it) --
+        forwarder: EdgeForwarder | None = None
         if settings.forward_url:
             forwarder = await stack.enter_async_context(
                 EdgeForwarder(
@@ -201,23 +188,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
                     public_url=settings.public_url,
                 )
             )
-            parts["forward"] = forwarder
             bus.subscribe("forward", forwarder.consider, direct=True)
         # -- cameras (manager: last to start, first to stop) --
         registry = AnalyzerRegistry()
-        parts["registry"] = registry
-        deps = PipelineDeps(settings, parts["pool"], bus, parts["hub"], registry, parts.get("tracer"))
-        manager = await stack.enter_async_context(MultiCameraManager(deps))
-        parts["manager"] = manager
+        deps = PipelineDeps(settings, pool, bus, hub, registry, tracer)
+        manager = later.manager = await stack.enter_async_context(MultiCameraManager(deps))
         await manager.load(sessionmaker)
         # -- restreams (after the cameras and the hub: they stop first) --
         restream = await stack.enter_async_context(RestreamManager(hub))
-        parts["restream"] = restream
         await load_restreams(sessionmaker, restream)
         # -- recordings (after the cameras, so they stop first: each open segment is finished) --
-        retention = await stack.enter_async_context(Retention.from_settings(sessionmaker, settings))
-        parts["retention"] = retention
-        parts["recorder"] = await stack.enter_async_context(
+        retention = later.retention = await stack.enter_async_context(
+            Retention.from_settings(sessionmaker, settings)
+        )
+        recorder = await stack.enter_async_context(
             Recorder(
                 sessionmaker,
                 settings.data_dir,
@@ -229,7 +213,32 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
             )
         )
 
+        rt = Runtime(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            verifier=verifier,
+            bus=bus,
+            pool=pool,
+            tracer=tracer,
+            clips=clips,
+            event_logger=event_logger,
+            alert_dispatcher=dispatcher,
+            alerts=alert_engine,
+            ingest=ingest,
+            hub=hub,
+            event_stream=event_stream,
+            vlm=vlm,
+            mqtt=mqtt,
+            forwarder=forwarder,
+            registry=registry,
+            manager=manager,
+            restream=restream,
+            retention=retention,
+            recorder=recorder,
+        )
         app.state.runtime = rt
+        parts = rt.part_names()
         log.info("argus ready: %d parts (%s)", len(parts), ", ".join(parts))
         yield {"runtime": rt}
         log.info("argus stopping")

@@ -49,10 +49,10 @@ ServiceDep = Annotated[AlertService, Depends(get_service)]
 async def _committed(session: SessionDep, rt: RuntimeDep) -> None:
     """Commit before telling the engine or dispatcher, or they may read the old state."""
     await session.commit()
-    engine = rt.parts.get("alerts")
+    engine = rt.alerts
     if engine is not None:
         engine.invalidate()
-    dispatcher = rt.parts.get("alert_dispatcher")
+    dispatcher = rt.alert_dispatcher
     if dispatcher is not None:
         dispatcher.invalidate()
 
@@ -116,7 +116,7 @@ async def delete_webhook(
 async def test_webhook(
     webhook_id: DbId, service: ServiceDep, rt: RuntimeDep, _: ApiKeyDep
 ) -> WebhookTestResult:
-    dispatcher = rt.parts.get("alert_dispatcher")
+    dispatcher = rt.alert_dispatcher
     if dispatcher is None or dispatcher.sender is None:
         raise ArgusError("the webhook dispatcher is not running", 503)
     return await service.test_webhook(webhook_id, dispatcher.sender)
@@ -205,7 +205,7 @@ async def retry_alert(
 ) -> AlertRead:
     alert = await service.retry_alert(alert_id)
     await session.commit()
-    dispatcher = rt.parts.get("alert_dispatcher")
+    dispatcher = rt.alert_dispatcher
     if dispatcher is not None:
         dispatcher.wake()
     return AlertRead.model_validate(alert)

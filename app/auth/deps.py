@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 from app.auth.keys import KeyVerifier
 from app.auth.throttle import FailedAuthThrottle
 from app.errors import ArgusError, Unauthorized
+from app.runtime import runtime_of
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 
@@ -31,7 +32,7 @@ class TooManyBadKeys(HTTPException):
 
 
 def _verifier(conn: HTTPConnection) -> KeyVerifier:
-    return conn.app.state.verifier  # type: ignore[no-any-return]
+    return runtime_of(conn).verifier
 
 
 key_verifier = _verifier

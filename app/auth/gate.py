@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth.deps import bearer_key, check_key
 from app.errors import ArgusError
+from app.runtime import has_runtime
 
 
 def has_body(scope: Scope) -> bool:
@@ -33,7 +34,7 @@ class BodyAuthGate:
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)
-        if not hasattr(conn.app.state, "verifier"):  # no lifespan (yet): the routes answer 503/401
+        if not has_runtime(conn):  # no lifespan (yet): the routes answer 503/401
             await self.app(scope, receive, send)
             return
         try:

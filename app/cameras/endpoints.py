@@ -12,7 +12,7 @@ from app.cameras import vad
 from app.cameras.manager import MultiCameraManager
 from app.cameras.schemas import CameraCreate, CameraRead, CameraStatus, CameraUpdate
 from app.cameras.service import CameraService
-from app.deps import ApiKeyDep, RuntimeDep, SessionDep
+from app.deps import ApiKeyDep, HubDep, ManagerDep, RuntimeDep, SessionDep
 from app.errors import ArgusError
 from app.kit.openapi import NAME_TAKEN
 from app.kit.responses import servable
@@ -22,17 +22,9 @@ log = logging.getLogger("argus.cameras")
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 
 
-def get_manager(rt: RuntimeDep) -> MultiCameraManager:
-    return rt.parts["manager"]  # type: ignore[no-any-return]
-
-
-ManagerDep = Annotated[MultiCameraManager, Depends(get_manager)]
-
-
 def get_service(session: SessionDep, manager: ManagerDep, rt: RuntimeDep) -> CameraService:
     # every runtime part that keeps files per camera (clips, recordings) deletes them with the camera
-    hooks = [part.camera_deleted for part in rt.parts.values() if hasattr(part, "camera_deleted")]
-    return CameraService(session, manager, rt.settings.resolved_media_dir, hooks)
+    return CameraService(session, manager, rt.settings.resolved_media_dir, rt.camera_deleted_hooks())
 
 
 ServiceDep = Annotated[CameraService, Depends(get_service)]
@@ -141,13 +133,13 @@ async def vad_normality(
     responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no frame yet"}},
 )
 async def camera_snapshot(
-    camera_id: DbId, service: ServiceDep, manager: ManagerDep, rt: RuntimeDep, _: ApiKeyDep
+    camera_id: DbId, service: ServiceDep, manager: ManagerDep, hub: HubDep, _: ApiKeyDep
 ) -> Response:
     await service.get(camera_id)
     pipeline = manager.get(camera_id)
     if pipeline is not None:
         pipeline.offer_latest()
-    jpeg = await rt.parts["hub"].snapshot_jpeg(camera_id)
+    jpeg = await hub.snapshot_jpeg(camera_id)
     if jpeg is None:
         raise ArgusError(f"camera {camera_id} has no frame yet", 404)
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

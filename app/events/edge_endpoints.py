@@ -20,6 +20,7 @@ from app.deps import ApiKeyDep, RuntimeDep
 from app.errors import Invalid
 from app.events.edge import MAX_BATCH, BatchStored, EdgeName, EventBatch, ForwardedEvent, store_forwarded
 from app.events.ingest import IngestUnavailable
+from app.runtime import Runtime
 
 log = logging.getLogger("argus.edge")
 MAX_INFLATED = 32 * 1024 * 1024  # a gzip body may not unpack to more than this (no decompression bombs)
@@ -90,14 +91,13 @@ class _Frame(BaseModel):
 
 
 @ws_router.websocket("/ws/ingest")
-async def ingest(ws: WebSocket) -> None:
+async def ingest(ws: WebSocket, rt: RuntimeDep) -> None:
     """An edge's persistent connection: `hello`, then frames of events, each acknowledged once stored."""
     key = await websocket_api_key(ws)
     await ws.accept()
     if key is None:
         await ws.close(code=CLOSE_UNAUTHORIZED, reason="missing or invalid API key")
         return
-    rt = ws.app.state.runtime
     try:
         hello = _Hello.model_validate_json(await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_S))
         if hello.type != "hello":
@@ -126,7 +126,7 @@ async def ingest(ws: WebSocket) -> None:
         log.info("edge %s disconnected", hello.edge)
 
 
-async def _store_frame(rt: Any, edge: str, text: str) -> dict[str, Any] | None:
+async def _store_frame(rt: Runtime, edge: str, text: str) -> dict[str, Any] | None:
     """The reply to one frame: an ack once stored, a nack for a frame that can never be stored, None
     when nothing can be stored now (the edge reconnects later and sends it again)."""
     try:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Response, status
 
-from app.deps import ApiKeyDep, RuntimeDep
+from app.deps import ApiKeyDep, PoolDep, RuntimeDep
 from app.errors import Conflict, Invalid
 from app.inference.install import InstallError, install_known
 from app.inference.manifest import (
@@ -20,20 +19,12 @@ from app.inference.manifest import (
     ModelSpec,
     parse_json,
 )
-from app.inference.pool import ResourcePool
 from app.inference.schemas import ModelInstall, ModelRead, ModelRegister
 from app.kit.files import FileReader, FileRefused, check_regular_file, read_regular_file
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 # Client-named files are checked and read on threads of their own, with a timeout (app/kit/files.py).
 FILES = FileReader(timeout_s=5.0, name="argus.models-io")
-
-
-def get_pool(rt: RuntimeDep) -> ResourcePool:
-    return rt.parts["pool"]  # type: ignore[no-any-return]
-
-
-PoolDep = Annotated[ResourcePool, Depends(get_pool)]
 
 
 @router.get("", summary="Registered models: provider, calls, batch sizes, latency, cameras using them")

@@ -6,16 +6,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.auth.deps import auth_throttle, client_address, key_is_valid, websocket_api_key
+from app.cameras.repository import CameraRepository
+from app.deps import RuntimeDep
 from app.kit.tasks import cancel_and_wait, spawn
 from app.live.hub import Client, Closed, LiveHub
 from app.live.protocol import Ping, ProtocolError, Subscribe, Unsubscribe, parse_client_message
-from app.live.repository import existing_camera_ids
+from app.runtime import Runtime
 
 log = logging.getLogger("argus.live")
 router = APIRouter()
@@ -34,7 +35,7 @@ KEY_SUBPROTOCOL = "argus.key."
 
 
 @router.websocket("/ws/live")
-async def live(ws: WebSocket) -> None:
+async def live(ws: WebSocket, runtime: RuntimeDep) -> None:
     """Live frames, detections, events and camera states for the cameras a client subscribes to."""
     key = await _authenticate(ws)
     offered = ws.scope.get("subprotocols") or []
@@ -45,10 +46,9 @@ async def live(ws: WebSocket) -> None:
         else:
             await ws.close(code=CLOSE_UNAUTHORIZED, reason="missing or invalid API key")
         return
-    runtime = ws.app.state.runtime
-    hub: LiveHub = runtime.parts["hub"]
+    hub = runtime.hub
     client = hub.connect()
-    stall_s: float = runtime.settings.live_stall_timeout_s
+    stall_s = runtime.settings.live_stall_timeout_s
     reader = spawn(_read(ws, hub, client, runtime), name=f"argus.live.reader:{client.id}")
     writer = spawn(_write(ws, client, stall_s), name=f"argus.live.writer:{client.id}")
     try:
@@ -77,7 +77,7 @@ async def _authenticate(ws: WebSocket) -> str | None:
     return None
 
 
-async def _read(ws: WebSocket, hub: LiveHub, client: Client, runtime: Any) -> None:
+async def _read(ws: WebSocket, hub: LiveHub, client: Client, runtime: Runtime) -> None:
     window_start, count = time.monotonic(), 0
     while True:
         message = await ws.receive()
@@ -104,7 +104,9 @@ async def _read(ws: WebSocket, hub: LiveHub, client: Client, runtime: Any) -> No
             client.put_json(exc.to_json())
 
 
-async def _handle(msg: Subscribe | Unsubscribe | Ping, hub: LiveHub, client: Client, runtime: Any) -> None:
+async def _handle(
+    msg: Subscribe | Unsubscribe | Ping, hub: LiveHub, client: Client, runtime: Runtime
+) -> None:
     if isinstance(msg, Ping):
         client.put_json({"type": "pong", "ts": time.time()})
         return
@@ -114,7 +116,9 @@ async def _handle(msg: Subscribe | Unsubscribe | Ping, hub: LiveHub, client: Cli
         client.put_json({"type": "unsubscribed", "camera_ids": ids, "watching": sorted(client.subs)})
         return
     known = {i for i in ids if hub.knows(i)}
-    known |= await existing_camera_ids(runtime.sessionmaker, set(ids) - known)
+    if unasked := set(ids) - known:
+        async with runtime.sessionmaker() as session:
+            known |= await CameraRepository(session).existing_ids(unasked)
     unknown = [i for i in ids if i not in known]
     ok = [i for i in ids if i in known]
     if ok:

@@ -104,8 +104,7 @@ async def get_clip(
     if not row.clip_path or part > max(row.clip_parts or 1, 1):
         raise NotFound("clip of event", event_id)
     path = resolve(rt.settings.data_dir, part_of(row.clip_path, part))
-    recorder = rt.parts.get("clips")
-    growing = recorder.readable(event_id, part) if recorder is not None else None
+    growing = rt.clips.readable(event_id, part)
     try:
         size = growing if growing is not None else (await anyio.Path(path).stat()).st_size if path else -1
     except FileNotFoundError:

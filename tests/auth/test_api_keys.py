@@ -70,7 +70,7 @@ async def test_cli_lists_and_revokes(tmp_path: Path) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://argus") as client:
             r = await client.get("/api/cameras", headers={"Authorization": f"Bearer {key}"})
             assert r.status_code == 200
-            await app.state.verifier.drain()
+            await app.state.runtime.verifier.drain()
     rc, table = argus(data_dir, "list")
     header, row = table.splitlines()
     assert rc == 0 and header.split()[:3] == ["id", "name", "prefix"]

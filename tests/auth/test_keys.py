@@ -131,6 +131,6 @@ async def test_authenticated_requests_do_not_each_write(app: FastAPI, rt: Runtim
         for _ in range(30):
             assert (await client.get("/api/cameras")).status_code == 200
         assert (await client.get("/api/cameras", headers={"Authorization": "Bearer nope"})).status_code == 401
-    await app.state.verifier.drain()
+    await app.state.runtime.verifier.drain()
     assert sql.count("UPDATE") == 1
     assert sql.count("SELECT") == 2  # the first request, and the unknown key (never cached)

@@ -25,7 +25,7 @@ def detector_manifest(path: Path, **overrides: object) -> dict[str, object]:
 
 
 def pool_of(client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
-    return client._transport.app.state.runtime.parts["pool"]  # type: ignore[attr-defined]
+    return client._transport.app.state.runtime.pool  # type: ignore[attr-defined]
 
 
 class TestModelsApi:

@@ -44,7 +44,8 @@ class LiveServer:
 
     @property
     def hub(self) -> LiveHub:
-        return self.app.state.runtime.parts["hub"]  # type: ignore[no-any-return]
+        hub: LiveHub = self.app.state.runtime.hub
+        return hub
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
         """Run a coroutine on the server's loop (the hub lives there) and wait for its result."""

@@ -83,7 +83,7 @@ async def make_rig(app: FastAPI, max_s: float = 300.0) -> AsyncIterator[Rig]:
     feeds: dict[int, ClipFeed] = {}
     recorder = ClipRecorder(rt.settings.data_dir, rt.sessionmaker, feeds.get, max_s=max_s, retry_s=0.2)
     async with recorder:
-        rt.parts["clips"] = recorder  # the endpoint asks this one about clips being written
+        rt.clips = recorder  # the endpoint asks this one about clips being written
         rt.bus.subscribe("clips", recorder.consider, direct=True)  # replaces the app's own
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://argus", headers=AUTH) as http:

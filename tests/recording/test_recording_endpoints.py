@@ -37,7 +37,7 @@ async def record(
     app: FastAPI, api_client: httpx.AsyncClient, camera_id: int, clip: Path, base: float
 ) -> None:
     """8 s of video through the app's recorder as four 2-s segments; returns when all four are indexed."""
-    recorder: Recorder = app.state.runtime.parts["recorder"]
+    recorder: Recorder = app.state.runtime.recorder
     recorder.segment_s = 2.0
     ring = PacketRing(camera_id)
     recorder.targets = lambda: {camera_id: ring}
@@ -144,7 +144,7 @@ async def test_export_and_list_refuse_bad_spans_naming_the_field(api_client: htt
 
 
 async def test_health_reports_a_disk_below_its_floor(api_app: FastAPI, api_client: httpx.AsyncClient) -> None:
-    retention = api_app.state.runtime.parts["retention"]
+    retention = api_app.state.runtime.retention
     body = (await api_client.get("/api/health")).json()
     assert body["storage"]["low_disk"] is False and body["storage"]["min_free_mb"] == 1024
     retention.min_free = 1 << 62  # a floor no disk meets
