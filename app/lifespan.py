@@ -22,6 +22,7 @@ from app.auth.keys import KeyVerifier
 from app.cameras.integration import camera_lister, camera_switch
 from app.cameras.manager import MultiCameraManager
 from app.cameras.pipeline import PipelineDeps
+from app.cluster.member import ClusterMember
 from app.cluster.wiring import enter_redis_parts
 from app.config import Settings
 from app.events.bus import EventBus
@@ -193,7 +194,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         registry = AnalyzerRegistry()
         deps = PipelineDeps(settings, pool, bus, hub, registry, tracer)
         manager = later.manager = await stack.enter_async_context(MultiCameraManager(deps))
-        await manager.load(sessionmaker)
+        # -- cluster, PostgreSQL half: only the cameras this node leases run here (app/cluster/member.py) --
+        member: ClusterMember | None = None
+        if settings.cluster:
+            member = await stack.enter_async_context(
+                ClusterMember.from_settings(settings, sessionmaker, manager, event_logger.flush)
+            )
+        else:
+            await manager.load(sessionmaker)
         # -- restreams (after the cameras and the hub: they stop first) --
         restream = await stack.enter_async_context(RestreamManager(hub))
         await load_restreams(sessionmaker, restream)
@@ -233,6 +241,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
             forwarder=forwarder,
             registry=registry,
             manager=manager,
+            member=member,
             restream=restream,
             retention=retention,
             recorder=recorder,

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from app.analyzers.tracing import Tracer
     from app.auth.keys import KeyVerifier
     from app.cameras.manager import MultiCameraManager
+    from app.cluster.member import ClusterMember
     from app.config import Settings
     from app.events.bus import EventBus
     from app.events.ingest import IngestCommitter
@@ -65,6 +66,7 @@ class Runtime:
     # -- cameras and what reads their pipelines --
     registry: AnalyzerRegistry
     manager: MultiCameraManager
+    member: ClusterMember | None = None  # ARGUS_REDIS_URL: this node's camera leases
     restream: RestreamManager
     retention: Retention
     recorder: Recorder
