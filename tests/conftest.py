@@ -42,13 +42,19 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client on the app in-process, with the lifespan run around it (real DB, real runtime)."""
+async def running_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The app on `settings` with its lifespan running; `running_app.state.runtime` is its Runtime."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://argus", headers=AUTH) as client:
-            yield client
+        yield app
+
+
+@pytest.fixture
+async def app_client(running_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on the app in-process, with the lifespan run around it (real DB, real runtime)."""
+    transport = httpx.ASGITransport(app=running_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://argus", headers=AUTH) as client:
+        yield client
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pytest
 
 from tests.support.server import free_port
 from tests.support.services import fresh_postgres_database
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,17 +95,9 @@ def clean_env(**values: str) -> dict[str, str]:
     return {**env, **values}
 
 
-def wait_for(check: object, timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()  # type: ignore[operator]
-        except httpx.HTTPError:
-            result = None
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"{what} not within {timeout} s")
+def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll every 0.5 s (a real demo: no hurry); a refused connection is "not yet"."""
+    return wait_until(check, timeout, interval=0.5, what=what, ignore=(httpx.HTTPError,))
 
 
 def test_the_api_tour_runs_in_order_on_a_fresh_demo(tmp_path: Path) -> None:

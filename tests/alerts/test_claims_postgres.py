@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -16,6 +14,7 @@ from app.alerts.engine import AlertEngine
 from app.alerts.outbox import OutboxRepository
 from app.models import AlertPriority, AlertStatus, utcnow
 from tests.alerts.conftest import FAST, Sessionmaker, add_rule, add_webhook, alerts, event, migrated
+from tests.support.waiting import eventually
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.postgres
@@ -82,10 +81,11 @@ async def test_two_dispatchers_deliver_each_alert_exactly_once(
     other = await migrated(postgres_url)  # a second process: its own engine and connection pool
     try:
         async with WebhookDispatcher(pg, FAST) as one, WebhookDispatcher(other, FAST) as two:
-            deadline = time.monotonic() + 30
-            while sum(r.status == AlertStatus.delivered for r in await alerts(pg)) < 150:
-                assert time.monotonic() < deadline, "not all alerts were delivered"
-                await asyncio.sleep(0.05)
+
+            async def all_delivered() -> bool:
+                return sum(r.status == AlertStatus.delivered for r in await alerts(pg)) >= 150
+
+            await eventually(all_delivered, 30, what="every alert delivered")
     finally:
         await other.kw["bind"].dispose()
     keys = Counter(r.key for r in receiver.received)

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from tests.conftest import API_KEY, AUTH
 from tests.support.server import free_port, wait_until_healthy
+from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,13 +61,6 @@ def argus_serve(data_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen[by
                 proc.wait()
 
 
-def wait(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
 def test_sigkill_mid_delivery_then_restart_delivers_every_alert(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     log = tmp_path / "argus.log"
@@ -90,8 +83,8 @@ def test_sigkill_mid_delivery_then_restart_delivers_every_alert(tmp_path: Path) 
             def committed() -> bool:
                 return len(api.get("/api/alerts", params={"limit": 500}).json()["items"]) == BURST
 
-            wait(committed, 30, "the alerts were not all committed to the outbox")
-            wait(lambda: len(receiver.received) >= 5, 30, "nothing was delivered before the kill")
+            wait_until(committed, 30, what="every alert committed to the outbox")
+            wait_until(lambda: len(receiver.received) >= 5, 30, what="deliveries before the kill")
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
         delivered_before = len(receiver.delivered_alert_ids())
@@ -102,14 +95,16 @@ def test_sigkill_mid_delivery_then_restart_delivers_every_alert(tmp_path: Path) 
             rows = api.get("/api/alerts", params={"limit": 500}).json()["items"]
             assert len(rows) == BURST
             alert_ids = {a["id"] for a in rows}
-            wait(lambda: receiver.delivered_alert_ids() >= alert_ids, 60, "alerts missing after restart")
-            wait(
+            wait_until(
+                lambda: receiver.delivered_alert_ids() >= alert_ids, 60, what="all alerts after restart"
+            )
+            wait_until(
                 lambda: all(
                     a["status"] == "delivered"
                     for a in api.get("/api/alerts", params={"limit": 500}).json()["items"]
                 ),
                 30,
-                "rows not marked delivered",
+                what="every row marked delivered",
             )
     received = receiver.received
     assert {r.json["event"]["id"] for r in received if r.ok} == event_ids

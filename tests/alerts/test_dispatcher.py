@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -12,6 +10,7 @@ from app.alerts.dispatcher import DispatchPolicy, WebhookDispatcher
 from app.alerts.engine import AlertEngine
 from app.models import AlertStatus
 from tests.alerts.conftest import FAST, Sessionmaker, add_rule, add_webhook, alerts, event
+from tests.support.waiting import eventually
 from tests.support.webhook_receiver import Answer, WebhookReceiver
 
 
@@ -33,10 +32,10 @@ async def raise_events(engine: AlertEngine, *events: object) -> None:
 
 
 async def wait_status(db: Sessionmaker, status: AlertStatus, n: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while sum(r.status == status for r in await alerts(db)) < n:
-        assert time.monotonic() < deadline, f"fewer than {n} alerts reached {status}"
-        await asyncio.sleep(0.02)
+    async def reached() -> bool:
+        return sum(r.status == status for r in await alerts(db)) >= n
+
+    await eventually(reached, timeout, interval=0.02, what=f"{n} alerts reaching {status}")
 
 
 class TestPriority:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import httpx
@@ -12,6 +10,7 @@ from fastapi import FastAPI
 from app.events.types import NewEvent
 from app.lifespan import Runtime
 from tests.alerts.conftest import event
+from tests.support.waiting import eventually
 from tests.support.webhook_receiver import Answer, WebhookReceiver
 
 
@@ -36,13 +35,11 @@ async def publish(client: httpx.AsyncClient, *events: NewEvent) -> None:
 
 
 async def wait_for_status(client: httpx.AsyncClient, status: str, n: int, timeout: float = 10.0) -> list[Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    async def reached() -> list[Any] | None:
         items = (await client.get("/api/alerts", params={"status": status})).json()["items"]
-        if len(items) >= n:
-            return items  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, f"fewer than {n} alerts {status}"
-        await asyncio.sleep(0.05)
+        return items if len(items) >= n else None  # type: ignore[no-any-return]
+
+    return await eventually(reached, timeout, what=f"{n} alerts {status}")  # type: ignore[return-value]
 
 
 class TestWebhooks:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ from app.alerts.engine import AlertEngine
 from app.metrics import ALERTS_DROPPED
 from app.models import AlertRule, Webhook
 from tests.alerts.conftest import FakeClock, Sessionmaker, add_rule, add_webhook, alerts, event, migrated
+from tests.support.waiting import eventually
 from tests.support.webhook_receiver import WebhookReceiver
 
 
@@ -66,13 +66,6 @@ async def rules_table_away(sm: Sessionmaker) -> AsyncIterator[None]:
             await s.execute(text("ALTER TABLE alert_rules_away RENAME TO alert_rules"))
 
 
-async def wait_for(condition: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 def dropped(reason: str) -> float:
     return ALERTS_DROPPED.labels(reason=reason)._value.get()
 
@@ -98,7 +91,7 @@ class TestDatabaseUnavailable:
             async with rules_table_away(store):
                 # when: the event arrives while the rules cannot be read
                 await engine.consider(e)
-                await wait_for(lambda: engine.stats()["retries"] >= 2)
+                await eventually(lambda: engine.stats()["retries"] >= 2, 5, interval=0.01)
                 assert await alerts(store) == []
             # then: the batch was kept and handled once the database answered
             await engine.idle()
@@ -117,7 +110,7 @@ class TestDatabaseUnavailable:
                 async with engine:
                     for e in held:
                         await engine.consider(e)
-                    await wait_for(lambda: engine.stats()["retries"] >= 1)
+                    await eventually(lambda: engine.stats()["retries"] >= 1, 5, interval=0.01)
         assert engine.stats()["spilled"] == 3
         assert {r["id"] for r in files(spill, "alert-pending")} == {e.id for e in held}
         # the next start considers them

@@ -26,6 +26,7 @@ from app.inference.pool import ResourcePool
 from app.stream.frame import Frame
 from tests.support.media import media_path
 from tests.support.onnx_graphs import BLOB_CLASSES, blob_detector, save
+from tests.support.waiting import eventually
 
 BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
 RIGHT_HALF = [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]
@@ -290,13 +291,15 @@ class TestThroughTheApp:
         assert (await app_client.delete("/api/models/blob")).status_code == 409
 
         # when: the square has crossed and left (closed event stored), the camera is stopped
-        deadline = asyncio.get_running_loop().time() + 30
         events: list[dict[str, Any]] = []
-        while not events or events[0]["ended_at"] is None:
-            assert asyncio.get_running_loop().time() < deadline, f"no closed object event: {events}"
-            await asyncio.sleep(0.2)  # polling the stored events, with a deadline
+
+        async def closed() -> bool:
+            nonlocal events
             r = await app_client.get("/api/events", params={"camera_id": cam["id"], "type": "object"})
             events = r.json()["items"]
+            return bool(events) and events[0]["ended_at"] is not None
+
+        await eventually(closed, 30, interval=0.2, what=lambda: f"a closed object event ({events})")
         await app_client.patch(f"/api/cameras/{cam['id']}", json={"enabled": False})
 
         # then: one event for the crossing, with its label, track, zone and snapshot

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ from app.events.types import NewEvent, Phase, utcnow
 from app.kit.severity import Severity
 from app.lifespan import Runtime
 from app.models import Camera
+from tests.support.waiting import eventually
 
 T0 = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
 
@@ -205,11 +205,12 @@ class TestIngest:
         # then
         assert r.status_code == 202
         event_id = r.json()["id"]
-        deadline = time.monotonic() + 10
-        while (got := await api_client.get(f"/api/events/{event_id}")).status_code == 404:
-            assert time.monotonic() < deadline, "ingested event never stored"
-            await asyncio.sleep(0.05)
-        row = got.json()
+
+        async def stored() -> httpx.Response | None:
+            got = await api_client.get(f"/api/events/{event_id}")
+            return None if got.status_code == 404 else got
+
+        row = (await eventually(stored, 10, what="ingested event stored")).json()
         assert (row["camera_id"], row["type"], row["severity"], row["source"]) == (
             camera_id,
             "door_open",

@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.alerts.test_crash import argus_serve, wait
+from tests.alerts.test_crash import argus_serve
 from tests.conftest import AUTH
+from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
 CLIENTS = 8
@@ -67,7 +68,7 @@ def test_sigkill_mid_burst_keeps_every_event_answered_202(tmp_path: Path) -> Non
             # when the server is killed while clients are posting
             burst = Burst(url)
             burst.start()
-            wait(lambda: len(burst.accepted) >= KILL_AFTER, 60, "the burst did not get going")
+            wait_until(lambda: len(burst.accepted) >= KILL_AFTER, 60, what="the burst getting going")
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             burst.join()

@@ -7,7 +7,7 @@ import inspect
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from app.events.types import NewEvent, Phase, utcnow
 from app.kit.db import create_engine, create_sessionmaker
 from app.kit.severity import Severity
 from app.models import Event
+from tests.support.waiting import eventually
 
 
 @dataclass
@@ -96,18 +97,6 @@ def ev(**kw: Any) -> NewEvent:
     return NewEvent(**values)
 
 
-async def wait_for(cond: Callable[[], Any], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = cond()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 def spill_lines(spill_dir: Path) -> list[dict[str, Any]]:
     return [
         json.loads(line)
@@ -122,7 +111,7 @@ class TestBatching:
             # when
             for _ in range(10):
                 logger.log(ev())
-            await wait_for(lambda: logger.flushes == 1)
+            await eventually(lambda: logger.flushes == 1, 10)
             # then
             assert await db.count() == 10
             assert len(db.commits) == 1
@@ -132,7 +121,7 @@ class TestBatching:
         async with make_logger(db, tmp_path / "spill", flush_interval_s=0.2) as logger:
             for _ in range(3):
                 logger.log(ev())
-            await wait_for(lambda: logger.flushes == 1)
+            await eventually(lambda: logger.flushes == 1, 10)
             assert await db.count() == 3
             assert len(db.commits) == 1
 
@@ -181,7 +170,7 @@ class TestUpsert:
             for _ in range(7):
                 logger.log(ev())
             logger.log(opened.evolve(phase=Phase.close, score=1.0, ended_at=utcnow()))
-            await wait_for(lambda: logger.flushes == 1)
+            await eventually(lambda: logger.flushes == 1, 10)
         assert len(db.commits) == 1
         assert await db.count() == 8
         row = await db.row(opened.id)
@@ -238,13 +227,14 @@ class TestOutage:
             async with make_logger(db, tmp_path / "spill") as logger:
                 for _ in range(10):
                     logger.log(ev())
-                await wait_for(lambda: logger.stats()["buffered"] == 0)  # the batch is in the stuck write
+                # the batch is in the stuck write
+                await eventually(lambda: logger.stats()["buffered"] == 0, 10)
                 for _ in range(500):
                     logger.log(ev())
                 assert logger.stats()["buffered"] == 500
                 holder.execute("COMMIT")
                 holder.close()
-                await wait_for(lambda: logger.flushes >= 2)
+                await eventually(lambda: logger.flushes >= 2, 10)
             assert await db.count() == 510
         finally:
             await db.engine.dispose()
@@ -259,15 +249,15 @@ class TestOutage:
             logger.log(episode)
             for _ in range(29):
                 logger.log(ev())
-            await wait_for(lambda: logger.spilled == 30)
+            await eventually(lambda: logger.spilled == 30, 10)
             assert logger.stats()["last_error"]
             logger.log(episode.evolve(phase=Phase.close, severity=Severity.high, ended_at=utcnow()))
             for _ in range(5):
                 logger.log(ev())
-            await wait_for(lambda: logger.stats()["last_error"] and logger.stats()["buffered"] == 6)
+            await eventually(lambda: logger.stats()["last_error"] and logger.stats()["buffered"] == 6, 10)
             # when: the database comes back
             await db.create_table()
-            await wait_for(lambda: logger.stats()["spill_files"] == 0 and logger.stats()["buffered"] == 0)
+            await eventually(lambda: logger.stats()["spill_files"] == logger.stats()["buffered"] == 0, 10)
         # then: nothing lost, and the spilled (older) version did not overwrite the newer one
         assert await db.count() == 35
         row = await db.row(episode.id)
@@ -286,7 +276,7 @@ class TestOutage:
             for _ in range(40):
                 logger.log(ev())
                 await asyncio.sleep(0)
-            await wait_for(lambda: logger.spilled >= 21)
+            await eventually(lambda: logger.spilled >= 21, 10)
             logger.log(episode.evolve(phase=Phase.close, ended_at=utcnow(), description="closed"))
         # the database never came back: the shutdown spilled the rest, nothing was dropped
         assert first.spilled == 42
@@ -317,7 +307,7 @@ class TestOutage:
             async with make_logger(db, tmp_path / "spill") as logger:
                 for _ in range(12):
                     logger.log(ev())
-                await wait_for(lambda: logger.stats()["last_error"] is not None)
+                await eventually(lambda: logger.stats()["last_error"] is not None, 10)
                 assert logger.stats()["buffered"] == 12
             assert logger.spilled == 12
             assert len(spill_lines(tmp_path / "spill")) == 12

@@ -24,6 +24,7 @@ from app.lifespan import Runtime
 from app.main import create_app
 from tests.conftest import API_KEY, AUTH, make_settings
 from tests.support.server import free_port
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,9 +57,12 @@ async def served(settings: Settings) -> AsyncIterator[Served]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "server did not start"
-        await asyncio.sleep(0.02)
+
+    def started() -> bool:
+        assert not task.done(), "server exited while starting"
+        return bool(server.started)
+
+    await eventually(started, 30, interval=0.02, what="server start")
     yield Served(f"http://127.0.0.1:{port}", app.state.runtime)
     server.should_exit = True
     await task
@@ -218,10 +222,8 @@ class TestDocs:
             sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
         try:
-            deadline = asyncio.get_running_loop().time() + 10
-            while served.rt.event_stream.stats()["clients"] == 0:  # the consumer connected
-                assert asyncio.get_running_loop().time() < deadline, "the documented consumer never connected"
-                await asyncio.sleep(0.02)
+            connected = lambda: served.rt.event_stream.stats()["clients"] > 0  # noqa: E731
+            await eventually(connected, 10, what="the documented consumer connecting")
             low, high = event(severity="low"), event(severity="critical")
             served.publish(low, high)
             assert proc.stdout is not None

@@ -5,14 +5,12 @@ camera, and alerts there once. The HTTP batch fallback. The central endpoints' r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +34,8 @@ from app.lifespan import Runtime
 from app.main import create_app
 from app.models import Event
 from tests.conftest import API_KEY, AUTH, make_settings
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_healthy
+from tests.support.waiting import eventually
 from tests.support.webhook_receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,13 +129,6 @@ async def forwarding(
         yield Edge(edge, forwarder)
 
 
-async def until(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, f"{what} not met in {timeout} s"
-        await asyncio.sleep(0.05)
-
-
 async def add_alert_rule(central: Central, receiver: WebhookReceiver) -> None:
     async with httpx.AsyncClient(base_url=central.url, headers=AUTH) as client:
         body = {"name": "edge hook", "url": receiver.url, "secret": receiver.secret}
@@ -162,20 +154,22 @@ class TestWebSocket:
             # given: events flowing; then the central server stops while they keep coming; then returns
             for i in range(30):
                 forwarding.raise_episode(1 + i % 2, i)
-            await until(lambda: _count(central, 10), what="first events at central")
+            await eventually(lambda: _count(central, 10), 30, what="first events at central")
             await central.stop()
             for i in range(30, 60):
                 forwarding.raise_episode(1 + i % 2, i)
                 await asyncio.sleep(0.02)
-            await until(
-                _async(lambda: not forwarding.forwarder.connected and forwarding.forwarder.queued > 0)
+            await eventually(
+                lambda: not forwarding.forwarder.connected and forwarding.forwarder.queued > 0, 30
             )
             assert forwarding.forwarder.stats()["last_error"]
             await central.start()
             for i in range(60, 90):
                 forwarding.raise_episode(1 + i % 2, i)
             # then
-            await until(lambda: _closed(central, 90), what="every event stored and closed at central")
+            await eventually(
+                lambda: _closed(central, 90), 30, what="every event stored and closed at central"
+            )
             rows = await central.rows()
             assert len(rows) == 90 and {r.id for r in rows} == {e.id for e in forwarding.raised}
             assert all(r.source == "edge:site-a" and r.camera_id is None for r in rows)
@@ -194,7 +188,7 @@ class TestHttpFallback:
     async def test_batches_arrive_gzipped_and_once(self, forwarding: Edge, central: Central) -> None:
         for i in range(250):
             forwarding.raise_episode(1, i)
-        await until(lambda: _closed(central, 250), what="every event at central")
+        await eventually(lambda: _closed(central, 250), 30, what="every event at central")
         assert forwarding.forwarder.stats()["transport"] == "http"
 
 
@@ -213,7 +207,7 @@ class TestSnapshots:
             events.append(e.evolve(snapshot_path=path))
         for e in events:
             forwarding.rt.bus.publish(e)
-        await until(lambda: _count(central, 4), what="events with snapshots at central")
+        await eventually(lambda: _count(central, 4), 30, what="events with snapshots at central")
         async with httpx.AsyncClient(base_url=central.url, headers=AUTH) as client:
             for e in events:
                 r = await client.get(f"/api/events/{e.id}/snapshot.jpg")
@@ -268,13 +262,6 @@ async def _closed(central: Central, n: int) -> bool:
     return len(rows) >= n and all(r.ended_at is not None for r in rows)
 
 
-def _async(predicate: Any) -> Any:
-    async def check() -> bool:
-        return bool(predicate())
-
-    return check
-
-
 @contextmanager
 def edge_process(data_dir: Path, central_url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
     """`argus serve` forwarding to `central_url`; yields once it answers."""
@@ -293,14 +280,7 @@ def edge_process(data_dir: Path, central_url: str, port: int) -> Iterator[subpro
     command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (data_dir / "edge.log").read_text()[-2000:]
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "edge did not start"
-            time.sleep(0.1)
+        wait_until_healthy(proc, f"http://127.0.0.1:{port}", (data_dir / "edge.log").read_text, 60)
         yield proc
     finally:
         if proc.poll() is None:
@@ -334,7 +314,7 @@ class TestEdgeCrash:
             async def all_there() -> bool:
                 return wanted <= {r.id for r in await central.rows()}
 
-            await until(all_there, timeout=60, what="every event the edge answered 202 at central")
+            await eventually(all_there, 60, what="every event the edge answered 202 at central")
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as client:
                 health = (await client.get("/api/health")).json()["forward"]
                 metrics = (await client.get("/metrics")).text

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +21,7 @@ from app.main import create_app
 from app.metrics import VLM_REQUESTS
 from tests.conftest import AUTH, make_settings
 from tests.support.fake_vlm import FakeVlm, fake_vlm
+from tests.support.waiting import eventually
 from tests.support.webhook_receiver import WebhookReceiver
 
 
@@ -241,14 +240,13 @@ async def test_lifespan_wires_the_vlm_and_the_description_reaches_the_database(
         await rt.vlm.idle()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://argus", headers=AUTH) as client:
-            deadline = time.monotonic() + 10
-            row: dict[str, Any] = {}
-            while time.monotonic() < deadline:
+
+            async def described() -> dict[str, Any] | None:  # the logger's periodic flush stores it
                 response = await client.get(f"/api/events/{event.id}")
                 row = response.json() if response.status_code == 200 else {}
-                if row.get("description"):
-                    break
-                await asyncio.sleep(0.1)  # polling the logger's periodic flush, with a deadline
+                return row if row.get("description") else None
+
+            row = await eventually(described, 10, interval=0.1, what="the description stored")
         assert row["description"] == "A delivery van stops at the gate."
         assert row["severity"] == "high"
         assert rt.vlm.stats()["outcomes"] == {"ok": 1}

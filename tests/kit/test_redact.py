@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from app.kit.redact import install_log_redaction, mask_text, mask_url
 from app.main import create_app
 from tests.conftest import API_KEY, make_settings
 from tests.support.server import free_port
+from tests.support.waiting import wait_until
 
 
 @pytest.mark.parametrize(
@@ -89,10 +89,12 @@ def info_server(tmp_path: Path) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, name="argus.test-info-server", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
+
+    def started() -> bool:
+        assert thread.is_alive(), "server exited while starting"
+        return bool(server.started)
+
+    wait_until(started, 30, what="server start")
     try:
         yield f"127.0.0.1:{port}"
     finally:

@@ -25,6 +25,7 @@ from app.stream.frame import Frame
 from tests.conftest import API_KEY, AUTH, make_settings
 from tests.support.server import free_port
 from tests.support.viewer import write_video
+from tests.support.waiting import eventually, wait_until
 
 T = TypeVar("T")
 
@@ -77,14 +78,15 @@ class LiveServer:
             return int(response.json()["id"])
 
     async def wait_streaming(self, camera_id: int, timeout: float = 20.0) -> None:
+        status: dict[str, Any] = {}
         async with httpx.AsyncClient(base_url=self.url, headers=AUTH, timeout=10) as client:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
+
+            async def streaming() -> bool:
+                nonlocal status
                 status = (await client.get(f"/api/cameras/{camera_id}/status")).json()
-                if status["state"] == "streaming":
-                    return
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"camera {camera_id} not streaming after {timeout} s: {status}")
+                return bool(status["state"] == "streaming")
+
+            await eventually(streaming, timeout, what=lambda: f"camera {camera_id} streaming ({status})")
 
     async def add_camera_rows(self, *names: str) -> list[int]:
         """Camera rows straight into the DB: the ids /ws/live accepts (no pipeline is started)."""
@@ -154,11 +156,12 @@ def _serve(settings: Settings) -> Iterator[LiveServer]:
 
     thread = threading.Thread(target=run, name="argus.test-live-server", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
+
+    def started() -> bool:
+        assert thread.is_alive(), "test server exited while starting"
+        return bool(server.started)
+
+    wait_until(started, 30, interval=0.02, what="test server start")
     try:
         yield LiveServer(f"http://127.0.0.1:{port}", app, loop)
     finally:

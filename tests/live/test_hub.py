@@ -16,6 +16,7 @@ from app.live.hub import CLOSED, Client, LiveHub
 from app.live.protocol import unpack_frame
 from app.stream.frame import Frame
 from tests.support.viewer import moving_frames
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -30,12 +31,12 @@ def frame(camera_id: int, seq: int, width: int = 320, height: int = 180) -> Fram
 
 
 async def next_frame(client: Client, timeout: float = 5.0) -> bytes:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    async def frame_message() -> bytes | None:  # texts and detections are skipped
         message = await client.next_message(timeout)
-        if isinstance(message, bytes):
-            return message
-    raise AssertionError("no frame")
+        return message if isinstance(message, bytes) else None
+
+    return await eventually(frame_message, timeout, interval=0, what="a frame")  # type: ignore[return-value]
 
 
 class TestDemand:

@@ -16,6 +16,7 @@ from app.live.protocol import FRAME_HEADER
 from tests.conftest import API_KEY, AUTH
 from tests.live.conftest import LiveServer, Producer
 from tests.support.viewer import Viewer, measure_window, moving_frames
+from tests.support.waiting import eventually
 
 FPS_TOLERANCE = 0.5  # the functional tolerance: 5 +/- 0.5 FPS over 5 s
 
@@ -228,7 +229,9 @@ class TestSlowClients:
         await stalled[0].send({"type": "subscribe", "camera_ids": [noise]})
         good = await Viewer.open(live_server.ws_auth_url())
         await good.subscribe([noise])
-        await _wait_for(lambda: _drops(live_server) > 0, live_server, "the stalled client never dropped")
+        await eventually(
+            lambda: live_server.acall(_drops, live_server), 20, what="frames of the stalled dropped"
+        )
         await good.wait_frames(noise, 3)
         rss_before = psutil.Process().memory_info().rss
 
@@ -250,14 +253,14 @@ class TestSlowClients:
         await stalled[0].send({"type": "subscribe", "camera_ids": [noise]})
         watcher = await Viewer.open(live_server.ws_auth_url())
         await watcher.subscribe([small])
-        await _wait_for(lambda: live_server.hub.demand(noise) > 0, live_server, "stalled never subscribed")
-
-        await _wait_for(
-            lambda: live_server.hub.stats()["clients"] == 1,
-            live_server,
-            "the stalled client was never reaped",
-            timeout=30,
+        await eventually(
+            lambda: live_server.acall(live_server.hub.demand, noise), 20, what="the stalled client's demand"
         )
+
+        async def reaped() -> bool:
+            return (await live_server.acall(live_server.hub.stats))["clients"] == 1
+
+        await eventually(reaped, 30, what="the stalled client reaped")
         assert await live_server.acall(live_server.hub.demand, noise) == 0
         await watcher.wait_frames(small, 3)
         await watcher.close()
@@ -265,15 +268,6 @@ class TestSlowClients:
 
 def _drops(server: LiveServer) -> int:
     return int(server.hub.stats()["frames_dropped"])
-
-
-async def _wait_for(cond: object, server: LiveServer, message: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await server.acall(cond):  # type: ignore[arg-type]
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(message)
 
 
 def test_header_layout_is_28_bytes() -> None:

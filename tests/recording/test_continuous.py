@@ -20,6 +20,7 @@ from app.models import Camera, Recording
 from app.recording.continuous import Recorder, recover
 from app.stream.packets import PacketRing
 from tests.support.segment_media import decoded_frames, feed, make_h264, packets
+from tests.support.waiting import eventually
 
 FPS = 15
 
@@ -49,12 +50,11 @@ async def rows(sessionmaker: async_sessionmaker[AsyncSession]) -> list[Recording
 
 
 async def started(recorder: Recorder, camera_id: int) -> None:
-    for _ in range(200):
+    def tapped() -> bool:
         writer = recorder.writers.get(camera_id)
-        if writer is not None and writer.tapped.is_set():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("no writer tapped the ring")
+        return writer is not None and writer.tapped.is_set()
+
+    await eventually(tapped, 2, interval=0.01, what="a writer tapping the ring")
 
 
 async def test_segments_are_indexed_contiguous_and_finished_when_the_camera_stops(
@@ -69,10 +69,13 @@ async def test_segments_are_indexed_contiguous_and_finished_when_the_camera_stop
         await started(rec, 1)
         await asyncio.to_thread(feed, ring, list(packets(clip)))
         wanted.clear()  # the camera stops (or leaves continuous mode): its open segment is finished
-        for _ in range(200):
-            if 1 not in rec.writers and len(await rows(db)) == 4 and all(r.complete for r in await rows(db)):
-                break
-            await asyncio.sleep(0.02)
+
+        async def finished() -> bool:
+            return (
+                1 not in rec.writers and len(await rows(db)) == 4 and all(r.complete for r in await rows(db))
+            )
+
+        await eventually(finished, 4, interval=0.02, what="four complete segments, the writer gone")
         assert gone == [True]
     segments = await rows(db)
     assert [r.complete for r in segments] == [True] * 4

@@ -14,6 +14,7 @@ from app.stream.frame import Frame
 from app.stream.sampler import Sampler
 from app.stream.source import StreamSource
 from tests.support.rtsp import RtspServer
+from tests.support.waiting import eventually
 
 IMAGE = np.zeros((4, 4, 3), np.uint8)
 
@@ -91,7 +92,7 @@ class TestSlowConsumer:
                 # then every frame handed over was decoded after the consumer asked for it
                 stale += frame.seq <= decoded_when_asked
                 # the consumer is busy until the source has decoded 6 more frames
-                await wait_until(lambda f=frame: source.status().frames_in >= f.seq + 6)
+                await eventually(lambda f=frame: source.status().frames_in >= f.seq + 6, 10, interval=0.02)
             assert stale == 0
             # and what it could not take was counted as busy, never queued
             assert source.drops.get(DropReason.BUSY) >= 3
@@ -108,14 +109,6 @@ class TestSlowConsumer:
         sampler.close()
         await asyncio.wait_for(consumer, 2.0)
         assert source.gate is None
-
-
-async def wait_until(condition: object, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():  # type: ignore[operator]
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 class TestKeyframeBurstOnRtsp:

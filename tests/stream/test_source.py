@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,9 @@ from app.stream.source import SourceState, StreamSource, Timeline, fit_width, so
 from tests.stream.conftest import MjpegServer
 from tests.support.rtsp import RtspServer
 from tests.support.server import free_port
+from tests.support.waiting import eventually
 
 SECRET = "s3cr3t-pw"
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def capture_threads() -> list[str]:
@@ -79,7 +71,7 @@ class TestRtsp:
         source.start()
         try:
             # RateMeter's window is 5 s: wait until it is full of frames
-            await wait_for(lambda: source.status().frames_in >= 90, 20, "90 frames")
+            await eventually(lambda: source.status().frames_in >= 90, 20, what="90 frames")
             fps = source.status().fps_in
             assert 10 <= fps <= 20, fps
             # nobody asked for pixels: only a keyframe a second or so keeps the snapshot fresh
@@ -93,18 +85,18 @@ class TestRtsp:
         source = StreamSource(3, rtsp_server.url(1), settings.model_copy(update={"live_max_width": 480}))
         source.start()
         try:
-            await wait_for(lambda: source.state is SourceState.STREAMING, 15, "streaming")
+            await eventually(lambda: source.state is SourceState.STREAMING, 15, what="streaming")
             unwatched = source.latest()  # a keyframe at the analysis width, for snapshots
             assert unwatched is None or unwatched.image.shape[1] == settings.analysis_width
             source.set_live_demand(5.0)
             converted = source.frames_converted
-            await wait_for(lambda: source.frames_converted >= converted + 3, 10, "live conversions")
+            await eventually(lambda: source.frames_converted >= converted + 3, 10, what="live conversions")
             latest = source.latest()
             assert latest is not None and latest.image.shape == (270, 480, 3)
             source.set_live_demand(0)
             converted = source.frames_converted
             frames_in = source.status().frames_in
-            await wait_for(lambda: source.status().frames_in >= frames_in + 15, 10, "15 more frames")
+            await eventually(lambda: source.status().frames_in >= frames_in + 15, 10, what="15 more frames")
             assert source.frames_converted <= converted + 1
         finally:
             await source.aclose()
@@ -115,17 +107,17 @@ class TestRtsp:
         source = StreamSource(4, rtsp_server.url(1), fast_settings)
         source.start()
         try:
-            await wait_for(lambda: source.state is SourceState.STREAMING, 15, "streaming")
+            await eventually(lambda: source.state is SourceState.STREAMING, 15, what="streaming")
             # when the camera goes away
             rtsp_server.stop()
-            await wait_for(
-                lambda: source.state in (SourceState.RECONNECTING, SourceState.OFFLINE), 10, "outage"
+            await eventually(
+                lambda: source.state in (SourceState.RECONNECTING, SourceState.OFFLINE), 10, what="outage"
             )
             before = source.status().frames_in
             # and comes back on the same port
             rtsp_server.start()
             # then the source streams again within the 15 s promise
-            await wait_for(lambda: source.status().frames_in > before + 5, 15, "frames after restart")
+            await eventually(lambda: source.status().frames_in > before + 5, 15, what="frames after restart")
             status = source.status()
             assert status.state is SourceState.STREAMING
             assert status.reconnects >= 1
@@ -142,14 +134,16 @@ class TestRtsp:
         assert rtsp_server.proc is not None
         pid = rtsp_server.proc.pid
         try:
-            await wait_for(lambda: source.state is SourceState.STREAMING, 15, "streaming")
+            await eventually(lambda: source.state is SourceState.STREAMING, 15, what="streaming")
             os.kill(pid, signal.SIGSTOP)  # socket stays open, nothing is sent
             try:
-                await wait_for(lambda: source.state is not SourceState.STREAMING, 15, "stale detection")
+                await eventually(
+                    lambda: source.state is not SourceState.STREAMING, 15, what="stale detection"
+                )
             finally:
                 os.kill(pid, signal.SIGCONT)
             assert source.status().last_error is not None
-            await wait_for(lambda: source.state is SourceState.STREAMING, 20, "streaming again")
+            await eventually(lambda: source.state is SourceState.STREAMING, 20, what="streaming again")
         finally:
             await source.aclose()
 
@@ -165,7 +159,7 @@ class TestRtsp:
         source = StreamSource(6, url, settings, on_state=states.append)
         source.start()
         try:
-            await wait_for(lambda: source.state is SourceState.OFFLINE, 15, "offline")
+            await eventually(lambda: source.state is SourceState.OFFLINE, 15, what="offline")
             status = source.status()
             assert states[:3] == [SourceState.CONNECTING, SourceState.RECONNECTING, SourceState.OFFLINE]
             assert status.reconnects >= 2
@@ -184,7 +178,7 @@ class TestRtsp:
         sources = [StreamSource(10 + i, url, settings) for i, url in enumerate(urls)]
         for s in sources:
             s.start()
-        await wait_for(lambda: all(s.state is SourceState.STREAMING for s in sources), 20, "streaming")
+        await eventually(lambda: all(s.state is SourceState.STREAMING for s in sources), 20, what="streaming")
         assert len(capture_threads()) == 3
         await asyncio.gather(*(s.aclose() for s in sources))
         assert capture_threads() == []
@@ -197,7 +191,7 @@ class TestRtsp:
         )
         source = StreamSource(20, f"rtsp://127.0.0.1:{free_port()}/x", settings)
         source.start()
-        await wait_for(lambda: source.state is SourceState.RECONNECTING, 10, "backoff sleep")
+        await eventually(lambda: source.state is SourceState.RECONNECTING, 10, what="backoff sleep")
         stopper = asyncio.create_task(source.aclose())
         await asyncio.wait_for(stopper, 5.0)  # far less than the 60 s backoff
         assert capture_threads() == []

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import pytest
 
 from tests.support.server import free_port
 from tests.support.services import IN_CI, reachable, require_service
+from tests.support.waiting import eventually, wait_until
 
 SHARED_HOST, SHARED_PORT = "127.0.0.1", 1883
 
@@ -71,11 +71,13 @@ class Mosquitto:
     def start(self) -> Mosquitto:
         log = (self.dir / "mosquitto.log").open("ab")
         self._proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=log)
-        deadline = time.monotonic() + 10
-        while not reachable("127.0.0.1", self.port):
-            assert self._proc.poll() is None, (self.dir / "mosquitto.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "mosquitto did not start in 10 s"
-            time.sleep(0.02)
+        proc = self._proc
+
+        def up() -> bool:
+            assert proc.poll() is None, (self.dir / "mosquitto.log").read_text()[-2000:]
+            return reachable("127.0.0.1", self.port)
+
+        wait_until(up, 10, interval=0.02, what="mosquitto start")
         return self
 
     def stop(self) -> None:
@@ -207,11 +209,7 @@ class Subscriber:
         return found[-1] if found else None
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"MQTT: {what or 'condition'} not met in {timeout} s")
-            await asyncio.sleep(0.02)
+        await eventually(predicate, timeout, interval=0.02, what=f"MQTT: {what or 'condition'}")
 
 
 @contextlib.asynccontextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -14,6 +13,7 @@ import uvicorn
 
 from app.config import Settings
 from app.main import create_app
+from tests.support.waiting import wait_until
 
 
 def free_port() -> int:
@@ -38,11 +38,12 @@ def running_server(settings: Settings, timeout: float = 30.0) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="argus.test-server", daemon=True)
     thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.05)
+
+    def started() -> bool:
+        assert thread.is_alive(), "test server exited while starting"
+        return bool(server.started)
+
+    wait_until(started, timeout, what="test server start")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -57,13 +58,9 @@ def wait_until_healthy(
     timeout: float = 60.0,  # type: ignore[type-arg]
 ) -> None:
     """Block until an `argus serve` subprocess answers /api/health; fail with its output if it exits."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def healthy() -> bool:
         assert proc.poll() is None, f"argus serve exited: {output()[-2000:]}"
-        try:
-            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "argus serve did not start"
-        time.sleep(0.1)
+        return httpx.get(f"{url}/api/health", timeout=2).status_code == 200
+
+    wait_until(healthy, timeout, interval=0.1, what="argus serve start", ignore=(httpx.HTTPError,))

@@ -14,6 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from app.live.protocol import unpack_frame
 from tests.support import media
+from tests.support.waiting import eventually
 
 
 class Viewer:
@@ -69,23 +70,25 @@ class Viewer:
         self, type_: str, *, after: int = 0, timeout: float = 5.0, **match: Any
     ) -> dict[str, Any]:
         """The first JSON message of this type (and these field values) received after index `after`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def found() -> dict[str, Any] | None:
             for msg in self.texts[after:]:
                 if msg.get("type") == type_ and all(msg.get(k) == v for k, v in match.items()):
                     return msg
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"no {type_} {match or ''} within {timeout} s; got {self.texts[after:]}")
+            return None
+
+        what = lambda: f"a {type_} {match or ''} message (got {self.texts[after:]})"  # noqa: E731
+        return await eventually(found, timeout, interval=0.01, what=what)  # type: ignore[return-value]
 
     async def wait_frames(self, camera_id: int, count: int = 1, timeout: float = 10.0) -> float:
         """Wait until `count` frames of the camera arrived; returns the arrival time of the last one."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def arrived() -> float | None:
             got = [t for t, h, _ in self.frames if h["camera_id"] == camera_id]
-            if len(got) >= count:
-                return got[count - 1]
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"camera {camera_id}: fewer than {count} frames within {timeout} s")
+            return got[count - 1] if len(got) >= count else None
+
+        what = f"camera {camera_id}: {count} frames"
+        return await eventually(arrived, timeout, interval=0.01, what=what)  # type: ignore[return-value]
 
     def count(self, camera_id: int, start: float, end: float) -> int:
         return sum(1 for t, h, _ in self.frames if h["camera_id"] == camera_id and start <= t < end)

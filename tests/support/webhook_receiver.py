@@ -3,7 +3,6 @@ verifies every signature. `stop()` then `start()` reopens the same port (receive
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import socket
@@ -17,6 +16,7 @@ from typing import Any
 
 from app.alerts.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.support.server import free_port
+from tests.support.waiting import eventually
 
 
 @dataclass(frozen=True)
@@ -175,13 +175,12 @@ class WebhookReceiver:
         return bool(received) and all(r.signature_ok for r in received)
 
     async def wait_until(self, predicate: Callable[[WebhookReceiver], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate(self):
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"receiver condition not met in {timeout}s ({len(self.received)} requests)"
-                )
-            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: predicate(self),
+            timeout,
+            interval=0.02,
+            what=lambda: f"receiver condition ({len(self.received)} requests)",
+        )
 
 
 def main() -> None:

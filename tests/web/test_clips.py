@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -36,9 +35,10 @@ async def page() -> AsyncIterator[object]:
 
 async def plays(page: object, video: str, minimum: float = 1.0, timeout: float = 20.0) -> float:
     """Wait until the <video> matched by `video` has played past `minimum` seconds; returns currentTime."""
-    deadline = time.monotonic() + timeout
     seen: dict[str, object] = {}
-    while time.monotonic() < deadline:
+
+    async def played() -> float | None:
+        nonlocal seen
         seen = await page.eval_on_selector(  # type: ignore[attr-defined]
             video,
             "v => ({t: v.currentTime, paused: v.paused, error: v.error && v.error.message, "
@@ -48,8 +48,11 @@ async def plays(page: object, video: str, minimum: float = 1.0, timeout: float =
         if float(seen["t"]) >= minimum:  # type: ignore[arg-type]
             assert seen["w"] == 384, seen  # decoded real frames, at the clip's size
             return float(seen["t"])  # type: ignore[arg-type]
-        await page.wait_for_timeout(200)  # type: ignore[attr-defined]
-    raise AssertionError(f"the clip did not play: {seen}")
+        return None
+
+    return await eventually(  # type: ignore[return-value]
+        played, timeout, interval=0.2, what=lambda: f"the clip playing ({seen})"
+    )
 
 
 async def test_event_list_and_feed_play_an_events_clip(

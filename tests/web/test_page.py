@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from tests.conftest import API_KEY, AUTH
 from tests.support.media import media_path
 from tests.support.services import IN_CI
 from tests.support.viewer import write_video
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -61,13 +61,14 @@ async def canvas_data(page: object, camera_id: int) -> str:
 
 
 async def wait_changed(page: object, camera_id: int, before: str, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    async def changed() -> str | None:
         now = await canvas_data(page, camera_id)
-        if now != before:
-            return now
-        await page.wait_for_timeout(100)  # type: ignore[attr-defined]
-    raise AssertionError(f"camera {camera_id}: the canvas did not change in {timeout} s")
+        return now if now != before else None
+
+    return await eventually(  # type: ignore[return-value]
+        changed, timeout, interval=0.1, what=f"camera {camera_id}: a canvas change"
+    )
 
 
 async def test_dashboard_watches_adds_a_camera_and_shows_events(

@@ -20,6 +20,7 @@ from app.stream.packets import PacketRing
 from tests.conftest import API_KEY, AUTH
 from tests.support.media import media_path, write_video
 from tests.support.segment_media import feed, make_h264, packets
+from tests.support.waiting import eventually
 from tests.web.test_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 pytestmark = pytest.mark.browser
@@ -75,17 +76,19 @@ async def index(settings: Settings, segments: list[SegmentClosed]) -> None:
 
 
 async def wait_playing(page: object, minimum: float = 0.5, timeout: float = 15.0) -> dict[str, float]:
-    deadline = time.monotonic() + timeout
     state: dict[str, float] = {}
-    while time.monotonic() < deadline:
+
+    async def playing() -> dict[str, float] | None:
+        nonlocal state
         state = await page.evaluate(  # type: ignore[attr-defined]
             "() => { const v = document.getElementById('rec-player');"
             " return {t: v.currentTime, d: v.duration, w: v.videoWidth, err: v.error ? v.error.code : 0}; }"
         )
-        if state["t"] >= minimum:
-            return state
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the video did not play: {state}")
+        return state if state["t"] >= minimum else None
+
+    return await eventually(  # type: ignore[return-value]
+        playing, timeout, interval=0.1, what=lambda: f"the video playing ({state})"
+    )
 
 
 async def test_a_cameras_hour_is_listed_and_its_segments_and_export_play(

@@ -3,11 +3,9 @@ outage, a bounded queue whose overflow is counted, credentials that never show."
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +21,7 @@ from app.integrations.mqtt.topics import CameraInfo
 from app.kit.backoff import Backoff
 from app.kit.severity import Severity
 from tests.support.mqtt import Mosquitto, subscribed
+from tests.support.waiting import eventually
 
 CAMERAS = [
     CameraInfo(1, "Lobby", True, "streaming", 15.0, ("anomaly",)),
@@ -103,7 +102,7 @@ class TestOutages:
         async with bridge:
             bus.subscribe("mqtt", bridge.consider)
             async with subscribed(broker.port, "argus/events", session="test-restart") as sub:
-                await _until(lambda: bridge.connected)
+                await eventually(lambda: bridge.connected, 10)
                 # when: a third of the burst is raised and the broker stops while it is being published;
                 # another third is raised while it is down; then it restarts and the rest follows
                 for e in events[:100]:
@@ -113,7 +112,7 @@ class TestOutages:
                 for e in events[100:200]:
                     bus.publish(e)
                 await bus.drain()
-                await _until(lambda: not bridge.connected)
+                await eventually(lambda: not bridge.connected, 10)
                 assert bridge.stats()["queued"] > 0
                 broker.start()
                 for e in events[200:]:
@@ -141,7 +140,7 @@ class TestOutages:
         async with bridge:
             for e in events:
                 await bridge.consider(e)
-            await _until(lambda: bridge.stats()["last_error"] is not None)
+            await eventually(lambda: bridge.stats()["last_error"] is not None, 10)
             stats = bridge.stats()
             assert stats["dropped"] == 20 and not stats["connected"] and "refused" in stats["last_error"]
             broker.start()
@@ -180,10 +179,10 @@ class TestCredentials:
         with Mosquitto(tmp_path / "auth", users={"argus": "hunter2-right"}) as broker:
             good = bridge_for(options(broker.port, "argus:hunter2-right@"), Cameras(), tmp_path)
             async with good:
-                await _until(lambda: good.published > 0)
+                await eventually(lambda: good.published > 0, 10)
             bad = bridge_for(options(broker.port, "argus:hunter2-wrong@"), Cameras(), tmp_path)
             async with bad:
-                await _until(lambda: bad.stats()["last_error"] is not None)
+                await eventually(lambda: bad.stats()["last_error"] is not None, 10)
                 stats = bad.stats()
         assert "authoriz" in stats["last_error"].lower() or "refused" in stats["last_error"].lower()
         assert stats["url"] == f"mqtt://argus:****@127.0.0.1:{broker.port}" and not stats["connected"]
@@ -197,11 +196,11 @@ class TestTls:
             url = f"mqtts://127.0.0.1:{broker.port}"
             trusted = replace(parse_mqtt_url(url), ca_file=broker.ca_file)
             async with bridge_for(trusted, Cameras(), tmp_path) as bridge:
-                await _until(lambda: bridge.published > 0)
+                await eventually(lambda: bridge.published > 0, 10)
                 assert bridge.connected
             untrusted = bridge_for(parse_mqtt_url(url), Cameras(), tmp_path)  # the system's CAs only
             async with untrusted:
-                await _until(lambda: untrusted.stats()["last_error"] is not None)
+                await eventually(lambda: untrusted.stats()["last_error"] is not None, 10)
         assert "certificate" in untrusted.stats()["last_error"].lower() and not untrusted.connected
 
 
@@ -218,10 +217,3 @@ class TestCommands:
                 await client.publish("argus/nope/enabled/set", b"OFF", qos=1)  # unknown: ignored
             await sub.wait_until(lambda: sub.last("argus/lobby/enabled/state") == b"OFF")
         assert cameras.switched == [(1, False)] and bridge.commands == 1
-
-
-async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met"
-        await asyncio.sleep(0.02)
