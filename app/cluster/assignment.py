@@ -6,7 +6,8 @@ Every node runs the same pure plan() on (nearly) the same snapshot, so they agre
 - a camera free for longer than a TTL (its chosen node is slow) goes to whoever asks first;
 - a pinned camera only ever goes to its node; a camera being moved only to the move's target;
 - rebalance: a node holding more than one camera above its ideal share gives back at most `max_moves`
-  per period (hysteresis: within one camera of the ideal nothing moves, so nothing flaps).
+  per period; within one camera of it, one only when the receiver would not end up heavier than the
+  giver (hysteresis: no move is ever worth undoing, so nothing flaps).
 The database settles races: acquire() succeeds for one node only.
 """
 
@@ -107,17 +108,25 @@ def _given_back(me: str, snap: Snapshot, held: set[int], up: dict[str, float]) -
 def _rebalance(
     me: str, snap: Snapshot, held: set[int], up: dict[str, float], counts: dict[str, int], max_moves: int
 ) -> list[int]:
+    """More than one camera above the ideal: give back down to it (at most max_moves). Within one of it:
+    give back one only if the lightest node, taking it, would still carry no more than this node after
+    (4/4/1 -> 3/3/3, but 3/2 stays): a move that the receiver could never want to undo, so no flapping."""
     ideal = ideal_share(me, snap)
     mine = counts.get(me, 0)
-    if mine - ideal <= 1:
+    if mine <= ideal or me not in up:
         return []
-    total = sum(1 for c in snap.cameras.values() if c.enabled)
-    cap_sum = sum(up.values())
-    under = any(counts.get(n, 0) < total * cap / cap_sum for n, cap in up.items() if n != me)
-    if not under:
+    others = [n for n in up if n != me]
+    if not others:
+        return []
+    lightest = min(others, key=lambda n: ((counts.get(n, 0) + 1) / up[n], n))
+    if mine - ideal > 1:
+        n = min(max_moves, mine - math.ceil(ideal))
+    elif (counts.get(lightest, 0) + 1) / up[lightest] <= (mine - 1) / up[me]:
+        n = 1
+    else:
         return []
     movable = sorted((c for c in held if snap.cameras[c].pinned_node != me), reverse=True)
-    return movable[: min(max_moves, mine - math.ceil(ideal))]
+    return movable[:n]
 
 
 def _taken(

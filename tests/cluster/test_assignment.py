@@ -97,6 +97,18 @@ class TestRebalance:
         snap = snapshot({"a": 1, "b": 1, "c": 1}, {1: "a", 2: "a", 3: "a", 4: "a", 5: "b", 6: "b", 7: "c"})
         assert plan("a", snap, {1, 2, 3, 4}, stale_after_s=10).release == [4]
 
+    def test_within_one_of_the_ideal_one_goes_to_a_node_two_lighter(self) -> None:
+        # 9 cameras on 3 nodes, 3/4/2 after a node came back: the 4 gives one; then 3/3/3 stays
+        owners = {**dict.fromkeys(range(1, 4), "a"), **dict.fromkeys(range(4, 8), "b"), 8: "c", 9: "c"}
+        snap = snapshot({"a": 1, "b": 1, "c": 1}, owners)
+        assert plan("b", snap, set(range(4, 8)), stale_after_s=10).release == [7]
+        assert plan("a", snap, set(range(1, 4)), stale_after_s=10).release == []
+        owners[7] = "c"
+        snap = snapshot({"a": 1, "b": 1, "c": 1}, owners)
+        for node in "abc":
+            held = {cid for cid, n in owners.items() if n == node}
+            assert plan(node, snap, held, stale_after_s=10).release == []
+
     def test_pinned_cameras_are_never_rebalanced_away(self) -> None:
         snap = snapshot(
             {"a": 1, "b": 1}, {1: "a", 2: "a", 3: "a", 4: "a"}, pinned={1: "a", 2: "a", 3: "a", 4: "a"}
