@@ -59,10 +59,14 @@ class Central:
             app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1
         )
         self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            assert not self._task.done(), "central did not start"
-            await asyncio.sleep(0.02)
+        server, task = self._server, asyncio.create_task(self._server.serve())
+        self._task = task
+
+        def started() -> bool:
+            assert not task.done(), "central exited while starting"
+            return bool(server.started)
+
+        await eventually(started, 30, interval=0.02, what="central start")
         self.rt = app.state.runtime
         self.rt.bus.subscribe("probe", self.arrivals.append, direct=True)
 
