@@ -235,8 +235,10 @@ class ClusterMember:
             return
         await self._manager.remove(camera_id)  # stopped before anyone else may take it
         self._applied.pop(camera_id, None)
-        if self._before_release is not None:
-            await self._before_release()
+        if self._before_release is not None:  # bounded: a logger waiting on a database that went away
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.renew_s):
+                    await self._before_release()
         await self.leases.release(camera_id, token)
         CLUSTER_LEASE_CHANGES.labels("released").inc()
         log.info("camera %s: released (token %d)", camera_id, token)
