@@ -21,8 +21,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from sqlalchemy import select
 
+from app.cameras.repository import CameraRepository
 from app.config import Settings
 from app.kit.db import create_engine, create_sessionmaker
 from app.migrate import upgrade_async
@@ -78,7 +78,7 @@ async def ensure_cameras(settings: Settings, paths: dict[str, Path]) -> None:
     engine = create_engine(settings.database_url)
     try:
         async with create_sessionmaker(engine).begin() as session:
-            rows = await session.scalars(select(Camera).where(Camera.name.in_(paths)))
+            rows = await CameraRepository(session).by_names(paths)
             existing = {row.name: row for row in rows}
             for name, path in paths.items():
                 row = existing.get(name)
@@ -114,7 +114,7 @@ async def ensure_detector_demo(settings: Settings, street: Path = STREET) -> Non
     engine = create_engine(settings.database_url)
     try:
         async with create_sessionmaker(engine).begin() as session:
-            rows = {r.name: r for r in await session.scalars(select(Camera).where(Camera.name.in_(cameras)))}
+            rows = {r.name: r for r in await CameraRepository(session).by_names(cameras)}
             for name, path in cameras.items():
                 row = rows.get(name)
                 if row is None:

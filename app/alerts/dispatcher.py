@@ -19,20 +19,20 @@ from datetime import datetime, timedelta
 from typing import Any, Self
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts.breaker import CircuitBreaker
 from app.alerts.digest import digest_payload
 from app.alerts.outbox import OutboxRepository, write_lock
 from app.alerts.recorder import Finished, OutcomeRecorder
+from app.alerts.repository import WebhookRepository
 from app.alerts.sender import Outcome, Target, WebhookSender, describe
 from app.config import AlertSettings
 from app.kit.netguard import GuardedTransport
 from app.kit.retry import any_error, retry
 from app.kit.tasks import cancel_and_wait, spawn
 from app.kit.urls import IPNetwork
-from app.models import Alert, AlertPriority, Webhook, utcnow
+from app.models import Alert, AlertPriority, utcnow
 
 log = logging.getLogger("argus.alerts.dispatcher")
 
@@ -265,7 +265,7 @@ class WebhookDispatcher:
         API calls `invalidate`). Claims exclude the disabled and blocked ones."""
         loaded = self._targets_loaded_at
         if loaded is None or time.monotonic() - loaded >= self.policy.targets_ttl_s:
-            rows = (await session.execute(select(Webhook))).scalars().all()
+            rows = await WebhookRepository(session).list()
             self._target_cache = {
                 w.id: Target(w.id, w.name, w.url, w.secret, w.timeout_s, w.enabled) for w in rows
             }

@@ -20,6 +20,7 @@ from app.alerts.schemas import (
 from app.alerts.service import AlertService
 from app.deps import ApiKeyDep, RuntimeDep, SessionDep
 from app.errors import ArgusError
+from app.kit.db import after_commit
 from app.kit.openapi import NAME_TAKEN
 from app.kit.schemas import CursorPage, DbId, IsoDateTime
 
@@ -46,15 +47,19 @@ def get_service(session: SessionDep, rt: RuntimeDep) -> AlertService:
 ServiceDep = Annotated[AlertService, Depends(get_service)]
 
 
-async def _committed(session: SessionDep, rt: RuntimeDep) -> None:
-    """Commit before telling the engine or dispatcher, or they may read the old state."""
-    await session.commit()
-    engine = rt.alerts
-    if engine is not None:
-        engine.invalidate()
-    dispatcher = rt.alert_dispatcher
-    if dispatcher is not None:
-        dispatcher.invalidate()
+def _committed(session: SessionDep, rt: RuntimeDep) -> None:
+    """Tell the engine and dispatcher once the request's unit of work committed (app.kit.db.complete),
+    or they may read the old state."""
+
+    async def invalidate() -> None:
+        engine = rt.alerts
+        if engine is not None:
+            engine.invalidate()
+        dispatcher = rt.alert_dispatcher
+        if dispatcher is not None:
+            dispatcher.invalidate()
+
+    after_commit(session, invalidate)
 
 
 @webhooks.get("", summary="List webhooks (secrets are never returned)")
@@ -67,7 +72,7 @@ async def create_webhook(
     body: WebhookCreate, service: ServiceDep, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep
 ) -> WebhookRead:
     webhook = await service.create_webhook(body)
-    await _committed(session, rt)
+    _committed(session, rt)
     return WebhookRead.model_validate(webhook)
 
 
@@ -90,7 +95,7 @@ async def update_webhook(
     _: ApiKeyDep,
 ) -> WebhookRead:
     webhook = await service.update_webhook(webhook_id, body)
-    await _committed(session, rt)
+    _committed(session, rt)
     return WebhookRead.model_validate(webhook)
 
 
@@ -104,7 +109,7 @@ async def delete_webhook(
     webhook_id: DbId, service: ServiceDep, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep
 ) -> None:
     await service.delete_webhook(webhook_id)
-    await _committed(session, rt)
+    _committed(session, rt)
 
 
 @webhooks.post(
@@ -137,7 +142,7 @@ async def create_rule(
     body: AlertRuleCreate, service: ServiceDep, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep
 ) -> AlertRuleRead:
     rule = await service.create_rule(body)
-    await _committed(session, rt)
+    _committed(session, rt)
     return AlertRuleRead.model_validate(rule)
 
 
@@ -156,7 +161,7 @@ async def update_rule(
     _: ApiKeyDep,
 ) -> AlertRuleRead:
     rule = await service.update_rule(rule_id, body)
-    await _committed(session, rt)
+    _committed(session, rt)
     return AlertRuleRead.model_validate(rule)
 
 
@@ -167,7 +172,7 @@ async def delete_rule(
     rule_id: DbId, service: ServiceDep, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep
 ) -> None:
     await service.delete_rule(rule_id)
-    await _committed(session, rt)
+    _committed(session, rt)
 
 
 @alerts.get("", summary="Alert deliveries, newest first (cursor-paginated)")
@@ -204,8 +209,11 @@ async def retry_alert(
     alert_id: AlertId, service: ServiceDep, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep
 ) -> AlertRead:
     alert = await service.retry_alert(alert_id)
-    await session.commit()
-    dispatcher = rt.alert_dispatcher
-    if dispatcher is not None:
-        dispatcher.wake()
+
+    async def wake() -> None:
+        dispatcher = rt.alert_dispatcher
+        if dispatcher is not None:
+            dispatcher.wake()
+
+    after_commit(session, wake)
     return AlertRead.model_validate(alert)

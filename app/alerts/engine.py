@@ -30,14 +30,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts.dedup import Deduplicator, DedupWindows
 from app.alerts.digest import next_boundary
 from app.alerts.outbox import OutboxRepository, write_lock
+from app.alerts.repository import AlertRuleRepository, WebhookRepository
 from app.alerts.rules import RuleSpec, is_immediate, matches
 from app.alerts.spill import OVERFLOW, AlertSpill
+from app.cameras.repository import CameraRepository
 from app.config import AlertSettings
 from app.events.repository import EventRepository
 from app.events.types import NewEvent, Phase
@@ -45,7 +46,7 @@ from app.kit.redact import mask_url
 from app.kit.retry import retry
 from app.kit.tasks import cancel_and_wait, spawn
 from app.metrics import ALERTS, ALERTS_DROPPED, ALERTS_SUPPRESSED
-from app.models import AlertPriority, AlertRule, AlertStatus, Webhook, utcnow
+from app.models import AlertPriority, AlertStatus, utcnow
 
 log = logging.getLogger("argus.alerts")
 MAX_BATCH = 256
@@ -297,7 +298,7 @@ class AlertEngine:
                 self._remember(rule_id, event_id)
             missing = wanted - self._cameras.keys()
             if missing:
-                found = await repo.cameras(missing)
+                found = await CameraRepository(session).names_and_urls(missing)
                 self._cameras.update({i: found.get(i, (None, None)) for i in missing})
             return self._cameras
 
@@ -306,10 +307,9 @@ class AlertEngine:
         return loaded is not None and self._clock() - loaded < self._rules_ttl_s
 
     async def _refresh_rules(self, session: AsyncSession) -> None:
-        rows = (await session.execute(select(AlertRule).where(AlertRule.enabled))).scalars().all()
-        hooks = (await session.execute(select(Webhook.id).where(Webhook.enabled))).scalars().all()
+        rows = await AlertRuleRepository(session).list_enabled()
         self._rules = [RuleSpec.from_row(r) for r in rows]
-        self._enabled_webhooks = set(hooks)
+        self._enabled_webhooks = await WebhookRepository(session).enabled_ids()
         self._cameras = {}  # names and URLs are re-read with the rules: a rename shows within the TTL
         self._rules_loaded_at = self._clock()
 
@@ -461,7 +461,7 @@ class AlertEngine:
         async def existing() -> set[int]:
             async with self._sessionmaker() as session:
                 ids = {r["webhook_id"] for r in rows}
-                return set((await session.execute(select(Webhook.id).where(Webhook.id.in_(ids)))).scalars())
+                return await WebhookRepository(session).existing_ids(ids)
 
         if not rows:
             return rows

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts.digest import new_digest_id
 from app.kit.repository import RepositoryBase
-from app.models import Alert, AlertPriority, AlertStatus, Camera, UTCDateTime
+from app.models import Alert, AlertPriority, AlertStatus, UTCDateTime
 
 OPEN_STATUSES = (AlertStatus.pending, AlertStatus.retrying)
 _sqlite_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -75,13 +75,6 @@ class OutboxRepository(RepositoryBase[Alert]):
             return set()
         stmt = select(Alert.rule_id, Alert.event_id).where(Alert.event_id.in_(ids)).distinct()
         return {(r, e) for r, e in (await self.session.execute(stmt)).all() if r is not None}
-
-    async def cameras(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
-        wanted = list(set(ids))
-        if not wanted:
-            return {}
-        stmt = select(Camera.id, Camera.name, Camera.url).where(Camera.id.in_(wanted))
-        return {i: (n, u) for i, n, u in (await self.session.execute(stmt)).all()}
 
     async def claim(
         self,

@@ -20,6 +20,7 @@ from app.alerts.schemas import (
     WebhookUpdate,
 )
 from app.alerts.sender import Target, WebhookSender
+from app.cameras.repository import CameraRepository
 from app.errors import Conflict, Invalid, NotFound
 from app.kit.redact import mask_url
 from app.kit.repository import InvalidCursor
@@ -150,7 +151,8 @@ class AlertService:
         missing = sorted(set(webhook_ids) - await self.webhooks.existing_ids(webhook_ids))
         if missing:
             raise Invalid(f"unknown webhook ids: {missing}", field="webhook_ids")
-        missing = sorted(set(camera_ids) - await self.rules.existing_camera_ids(camera_ids))
+        cameras = CameraRepository(self.rules.session)
+        missing = sorted(set(camera_ids) - await cameras.existing_ids(camera_ids))
         if missing:
             raise Invalid(f"unknown camera ids: {missing}", field="camera_ids")
 

@@ -11,6 +11,7 @@ from app.auth.repository import ApiKeyRepository
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from app.deps import SessionDep
 from app.errors import NotFound
+from app.kit.db import after_commit
 from app.kit.schemas import DbId
 
 router = APIRouter(prefix="/api/api-keys", tags=["api keys"])
@@ -45,6 +46,10 @@ async def revoke_key(key_id: DbId, request: Request, session: SessionDep, _: Adm
     if row is None:
         raise NotFound("API key", key_id)
     await repo.revoke(row)
-    await session.commit()  # before forgetting the cached check, or it could be re-cached as valid
-    key_verifier(request).forget(key_id)
+    verifier = key_verifier(request)
+
+    async def forget() -> None:  # after the commit, or the cached check could be re-cached as valid
+        verifier.forget(key_id)
+
+    after_commit(session, forget)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

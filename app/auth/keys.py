@@ -11,11 +11,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.kit.tasks import spawn
-from app.models import ApiKey, utcnow
 
 log = logging.getLogger("argus.auth")
 KEY_PREFIX = "argus_"
@@ -32,10 +30,9 @@ def hash_key(key: str) -> str:
 
 
 async def create_key(session: AsyncSession, name: str) -> str:
-    key = generate_key()
-    session.add(ApiKey(name=name, prefix=key[: len(KEY_PREFIX) + 4], key_hash=hash_key(key)))
-    await session.flush()
-    return key
+    from app.auth.repository import ApiKeyRepository  # it builds keys with this module's functions
+
+    return (await ApiKeyRepository(session).add(name))[1]
 
 
 @dataclass
@@ -101,9 +98,10 @@ class KeyVerifier:
             del self._cache[digest]
 
     async def _lookup(self, digest: str) -> int | None:
+        from app.auth.repository import ApiKeyRepository  # it builds keys with this module's functions
+
         async with self._sessionmaker() as session:
-            stmt = select(ApiKey.id).where(ApiKey.key_hash == digest, ~ApiKey.revoked)
-            return (await session.execute(stmt)).scalar_one_or_none()
+            return await ApiKeyRepository(session).active_id(digest)
 
     def _touch_later(self, key_id: int, now: float) -> None:
         last = self._touched.get(key_id)
@@ -116,8 +114,10 @@ class KeyVerifier:
 
     async def _touch(self, key_id: int) -> None:
         try:
+            from app.auth.repository import ApiKeyRepository
+
             async with self._sessionmaker.begin() as session:
-                await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
+                await ApiKeyRepository(session).touch(key_id)
         except Exception as exc:  # a busy database must not fail anyone's request; retried next interval
             log.warning("could not record use of API key %s: %s", key_id, exc)
 

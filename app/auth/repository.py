@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.keys import KEY_PREFIX, generate_key, hash_key
-from app.models import ApiKey
+from app.models import ApiKey, utcnow
 
 
 class ApiKeyRepository:
@@ -34,6 +34,14 @@ class ApiKeyRepository:
             return [row] if row is not None else []
         stmt = select(ApiKey).where(ApiKey.prefix == id_or_prefix).order_by(ApiKey.id)
         return list((await self.session.scalars(stmt)).all())
+
+    async def active_id(self, key_hash: str) -> int | None:
+        """The id of the unrevoked key with this hash, if any."""
+        stmt = select(ApiKey.id).where(ApiKey.key_hash == key_hash, ~ApiKey.revoked)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def touch(self, key_id: int) -> None:
+        await self.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
 
     async def revoke(self, row: ApiKey) -> None:
         """Revoked keys stay listed (who had access, and when it was last used); they open nothing."""

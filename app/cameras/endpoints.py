@@ -14,6 +14,7 @@ from app.cameras.schemas import CameraCreate, CameraRead, CameraStatus, CameraUp
 from app.cameras.service import CameraService
 from app.deps import ApiKeyDep, HubDep, ManagerDep, RuntimeDep, SessionDep
 from app.errors import ArgusError
+from app.kit.db import complete
 from app.kit.openapi import NAME_TAKEN
 from app.kit.responses import servable
 from app.kit.schemas import DbId
@@ -49,9 +50,11 @@ async def list_cameras(service: ServiceDep, manager: ManagerDep, _: ApiKeyDep) -
     responses=NAME_TAKEN,
 )
 async def create_camera(
-    body: CameraCreate, service: ServiceDep, manager: ManagerDep, _: ApiKeyDep
+    body: CameraCreate, service: ServiceDep, session: SessionDep, manager: ManagerDep, _: ApiKeyDep
 ) -> CameraRead:
-    return _read(await service.create(body), manager)
+    camera = await service.create(body)
+    await complete(session)  # committed and applied: the response shows the pipeline's state
+    return _read(camera, manager)
 
 
 @router.get("/{camera_id}", summary="One camera")
@@ -68,12 +71,14 @@ async def update_camera(
     camera_id: DbId,
     body: CameraUpdate,
     service: ServiceDep,
+    session: SessionDep,
     manager: ManagerDep,
     rt: RuntimeDep,
     _: ApiKeyDep,
 ) -> CameraRead:
     url = (await service.get(camera_id)).url
     camera = await service.update(camera_id, body)
+    await complete(session)  # committed and applied: the response shows the pipeline's state
     if camera.url != url:  # another scene: what was normal for the old one means nothing here
         vad.reset(manager, rt.settings, camera_id)
     return _read(camera, manager)

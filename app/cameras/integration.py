@@ -16,6 +16,7 @@ from app.cameras.repository import CameraRepository
 from app.cameras.schemas import CameraUpdate
 from app.cameras.service import CameraService
 from app.integrations.mqtt.topics import CameraInfo
+from app.kit.db import complete
 
 # The event type each built-in analyzer raises; others announce theirs when they first raise one.
 EVENT_TYPES = {"vad": "anomaly", "detector": "object"}
@@ -59,5 +60,6 @@ def camera_switch(
             raise RuntimeError("cameras are not running yet")
         async with sessionmaker() as session:
             await CameraService(session, manager, media_dir).update(camera_id, CameraUpdate(enabled=enabled))
+            await complete(session)
 
     return set_enabled

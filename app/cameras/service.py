@@ -1,8 +1,9 @@
-"""Camera rules: a repository write plus manager.apply(); no SQL here, no HTTP."""
+"""Camera rules: a repository write, then manager.apply() once committed; no SQL, no HTTP, no commit here."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -13,10 +14,10 @@ from app.cameras.config import CameraConfig
 from app.cameras.repository import CameraRepository
 from app.cameras.schemas import CameraCreate, CameraUpdate
 from app.errors import Conflict, Invalid, NotFound
+from app.kit.db import after_commit
 from app.kit.redact import mask_url
 from app.kit.urls import UrlError, validate_camera_url
 from app.models import Camera
-
 
 _NULLABLE = frozenset({"pinned_node"})  # null is a value: unpinned
 
@@ -58,8 +59,7 @@ class CameraService:
         self.runtime.validate_chain(CameraConfig.from_row(camera).chain())
         await self._check_name(camera.name)
         await self._flush(camera)
-        await self._commit()
-        await self.runtime.apply(CameraConfig.from_row(camera))
+        self._after_commit(partial(self.runtime.apply, CameraConfig.from_row(camera)))
         return camera
 
     async def update(self, camera_id: int, body: CameraUpdate) -> Camera:
@@ -77,17 +77,15 @@ class CameraService:
             setattr(camera, key, value)
         self.runtime.validate_chain(CameraConfig.from_row(camera).chain())
         await self._flush(camera)
-        await self._commit()
-        await self.runtime.apply(CameraConfig.from_row(camera))
+        self._after_commit(partial(self.runtime.apply, CameraConfig.from_row(camera)))
         return camera
 
     async def delete(self, camera_id: int) -> None:
         camera = await self.get(camera_id)
         await self.repo.delete(camera)
-        await self._commit()
-        await self.runtime.remove(camera_id)
+        self._after_commit(partial(self.runtime.remove, camera_id))
         for hook in self.on_deleted:  # after the pipeline stopped: nothing writes the files any more
-            await hook(camera_id)
+            self._after_commit(partial(hook, camera_id))
 
     def _url(self, url: str) -> str:
         """Stream URLs as given; a local file only as a regular video file inside the media directory
@@ -97,10 +95,10 @@ class CameraService:
         except UrlError as exc:
             raise Invalid(str(exc), field="url") from None
 
-    async def _commit(self) -> None:
-        """The runtime follows the database, never the reverse: commit before a pipeline starts or stops,
-        so a failed commit never leaves a pipeline running for a row that was rolled back."""
-        await self.repo.session.commit()
+    def _after_commit(self, step: Callable[[], Awaitable[None]]) -> None:
+        """The runtime follows the database, never the reverse: a pipeline starts or stops once the unit of
+        work committed (app.kit.db.complete), so a failed commit never leaves one running for a lost row."""
+        after_commit(self.repo.session, step)
 
     async def _check_name(self, name: str) -> None:
         if await self.repo.get_by_name(name) is not None:

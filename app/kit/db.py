@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,35 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """Request-scoped session: commit on success, roll back on error (the owner commits)."""
+    """A request's unit of work: on success `complete()` (commit, then the runtime steps); on error roll
+    back, and the queued runtime steps never run. Services flush; only this commits."""
     async with sessionmaker() as session:
         try:
             yield session
         except BaseException:
+            session.info.pop(_AFTER_COMMIT, None)
             await session.rollback()
             raise
-        else:
-            await session.commit()
+        await complete(session)
+
+
+_AFTER_COMMIT = "argus.after_commit"
+
+
+def after_commit(session: AsyncSession, step: Callable[[], Awaitable[None]]) -> None:
+    """Queue a runtime step (start a pipeline, refresh a cache) to run once this unit of work committed:
+    the runtime follows the database, never the reverse, so a rolled-back write starts nothing."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(step)
+
+
+async def complete(session: AsyncSession) -> None:
+    """Commit the unit of work, then run its queued runtime steps in order (the first failure propagates,
+    as a 500: the write stays committed, which is what a client reading it back sees).
+
+    The session dependency calls this at the end of every request; an endpoint whose response shows the
+    runtime's state after the write (a camera's pipeline state) calls it first, and the final call then
+    finds nothing left to do."""
+    await session.commit()
+    steps: list[Callable[[], Awaitable[None]]] = session.info.pop(_AFTER_COMMIT, [])
+    for step in steps:
+        await step()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Response
 
 from app.deps import ApiKeyDep, RuntimeDep, SessionDep
 from app.errors import NotFound
+from app.kit.db import after_commit
 from app.kit.schemas import DbId
 from app.models import Restream
 from app.restream.repository import RestreamRepository
@@ -45,8 +48,7 @@ async def put_restream(
     for key, value in body.model_dump().items():
         setattr(row, key, value)
     await repo.add(row)
-    await session.commit()  # the runtime follows the database, never the reverse
-    await rt.restream.apply(camera_id, spec_of(row, camera))
+    after_commit(session, partial(rt.restream.apply, camera_id, spec_of(row, camera)))  # runtime follows db
     return RestreamRead.model_validate(row)
 
 
@@ -59,6 +61,5 @@ async def delete_restream(camera_id: DbId, session: SessionDep, rt: RuntimeDep, 
     if row is None:
         raise NotFound("restream of camera", camera_id)
     await repo.delete(row)
-    await session.commit()
-    await rt.restream.apply(camera_id, None)
+    after_commit(session, partial(rt.restream.apply, camera_id, None))
     return Response(status_code=204)

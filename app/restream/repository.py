@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
+from app.cameras.repository import CameraRepository
 from app.kit.repository import RepositoryBase
 from app.models import Camera, Restream
 
@@ -18,4 +19,4 @@ class RestreamRepository(RepositoryBase[Restream]):
         return [(r, c) for r, c in (await self.session.execute(stmt)).all()]
 
     async def camera(self, camera_id: int) -> Camera | None:
-        return await self.session.get(Camera, camera_id)
+        return await CameraRepository(self.session).get(camera_id)
