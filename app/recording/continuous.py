@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.cameras.repository import CameraRepository
 from app.kit.tasks import cancel_and_wait, spawn
 from app.metrics import RECORDING_BYTES, RECORDING_SEGMENTS
-from app.models import Camera, Recording
+from app.models import Recording
+from app.recording.repository import RecordingRepository
 from app.recording.segments import RECORDINGS, SegmentClosed, SegmentEvent, SegmentWriter, finish_file
 from app.stream.packets import PacketRing
 
@@ -112,9 +113,9 @@ class Recorder:
 
     async def _write(self, event: SegmentEvent) -> None:
         async with self.sessionmaker() as session:
-            row = (await session.execute(select(Recording).where(Recording.path == event.path))).scalar()
+            row = await RecordingRepository(session).by_path(event.path)
             if row is None:
-                if not await _camera_exists(session, event.camera_id):
+                if not await CameraRepository(session).exists(event.camera_id):
                     return  # deleted while it recorded: the purge takes the file
                 row = Recording(camera_id=event.camera_id, path=event.path, started_at=_dt(event.started_at))
                 session.add(row)
@@ -152,16 +153,13 @@ def pipeline_targets(manager: Any) -> Callable[[], dict[int, PacketRing]]:
     return targets
 
 
-async def _camera_exists(session: AsyncSession, camera_id: int) -> bool:
-    return await session.get(Camera, camera_id) is not None
-
-
 async def recover(sessionmaker: async_sessionmaker[AsyncSession], data_dir: Path) -> None:
     """At start, before any writer: finish or discard every unfinished segment, forget rows whose file is
     gone (a crash between a file's deletion and its row's), and index the playable files that have no row
     (a crash, or a database down, before the row was written); what cannot be played is deleted."""
     async with sessionmaker() as session:
-        rows = (await session.execute(select(Recording).where(Recording.complete.is_(False)))).scalars().all()
+        repo = RecordingRepository(session)
+        rows = await repo.unfinished()
         for row in rows:
             done = await asyncio.to_thread(finish_file, data_dir / row.path)
             if done is None:
@@ -170,11 +168,11 @@ async def recover(sessionmaker: async_sessionmaker[AsyncSession], data_dir: Path
             row.ended_at = _dt(row.started_at.timestamp() + done.duration_s)
             row.bytes, row.complete = done.bytes, True
         await session.flush()
-        known = {p: i for i, p in await session.execute(select(Recording.id, Recording.path))}
+        known = await repo.ids_by_path()
         missing = await asyncio.to_thread(_without_file, data_dir, known)
         if missing:
-            await session.execute(delete(Recording).where(Recording.id.in_(missing)))
-        cameras = set((await session.execute(select(Camera.id))).scalars())
+            await repo.delete_ids(missing)
+        cameras = await CameraRepository(session).existing_ids()
         stray = await asyncio.to_thread(_stray_files, data_dir, set(known))
         adopted = 0
         for path in stray:

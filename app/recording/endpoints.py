@@ -11,15 +11,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import computed_field
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
+from app.cameras.repository import CameraRepository
 from app.deps import ApiKeyDep, RuntimeDep, SessionDep
 from app.errors import ArgusError, Invalid, NotFound
 from app.kit.schemas import DbId, IsoDateTime, Schema
-from app.models import Camera, Recording
+from app.models import Recording
 from app.recording.export import SegmentRef, export
+from app.recording.repository import RecordingRepository
 
 router = APIRouter(prefix="/api/cameras", tags=["recordings"])
 EXPORTS = "media/exports"  # under DATA_DIR; each file lives only while it is sent
@@ -45,7 +46,7 @@ class RecordingRead(Schema):
 
 
 async def _camera(session: AsyncSession, camera_id: int) -> None:
-    if await session.get(Camera, camera_id) is None:
+    if not await CameraRepository(session).exists(camera_id):
         raise NotFound("camera", camera_id)
 
 
@@ -68,13 +69,7 @@ async def _covering(
     session: AsyncSession, camera_id: int, since: datetime, until: datetime
 ) -> list[Recording]:
     """Segments overlapping [since, until), oldest first (one being written counts as up to now)."""
-    rows = await session.execute(
-        select(Recording)
-        .where(Recording.camera_id == camera_id, Recording.started_at < until)
-        .where((Recording.ended_at > since) | Recording.ended_at.is_(None))
-        .order_by(Recording.started_at)
-    )
-    return list(rows.scalars())
+    return list(await RecordingRepository(session).covering(camera_id, since, until))
 
 
 @router.get("/{camera_id}/recordings", summary="The camera's continuous-recording segments in a span")
@@ -99,7 +94,7 @@ async def list_recordings(
 async def get_segment(
     camera_id: DbId, recording_id: DbId, session: SessionDep, rt: RuntimeDep, _: ApiKeyDep
 ) -> Response:
-    row = await session.get(Recording, recording_id)
+    row = await RecordingRepository(session).get(recording_id)
     if row is None or row.camera_id != camera_id:
         raise NotFound("recording", recording_id)
     if not row.complete:

@@ -24,13 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.cameras.repository import CameraRepository
 from app.config import Settings
 from app.kit.tasks import cancel_and_wait, spawn
 from app.metrics import MEDIA_DELETED, MEDIA_DISK_FREE, MEDIA_DISK_LOW
-from app.models import Camera, Event, Recording
+from app.models import Event
+from app.recording.repository import RecordingRepository
 from app.recording.segments import RECORDINGS
 
 log = logging.getLogger("argus.retention")
@@ -197,8 +199,8 @@ class Retention:
 
     async def _retain_days(self) -> dict[int, float]:
         async with self.sessionmaker() as session:
-            rows = await session.execute(select(Camera.id, Camera.record))
-            return {cid: float((record or {}).get("retain_days", 7)) for cid, record in rows}
+            options = await CameraRepository(session).record_options()
+        return {cid: float(record.get("retain_days", 7)) for cid, record in options.items()}
 
     async def _purge_cameras(self, known: set[int]) -> None:
         """The segments and clips of cameras that no longer exist (ids are never reused). A folder is
@@ -208,7 +210,7 @@ class Retention:
         if not gone:
             return
         async with self.sessionmaker() as session:
-            gone -= set((await session.execute(select(Camera.id).where(Camera.id.in_(gone)))).scalars())
+            gone -= await CameraRepository(session).existing_ids(gone)
         for cid in gone:
             for folder in folders[cid]:
                 await asyncio.to_thread(shutil.rmtree, folder, True)
@@ -230,12 +232,10 @@ class Retention:
     async def _segments(self, before: float | None = None) -> list[Media]:
         """Finished segments (one being written is never deleted), oldest first; those started before
         `before` only, when given."""
-        query = select(Recording.id, Recording.path, Recording.started_at).where(Recording.complete.is_(True))
-        if before is not None:
-            query = query.where(Recording.started_at < datetime.fromtimestamp(before, UTC))
+        cutoff = None if before is None else datetime.fromtimestamp(before, UTC)
         async with self.sessionmaker() as session:
-            rows = await session.execute(query.order_by(Recording.started_at))
-            return [Media("segments", at.timestamp(), [self.data_dir / p], rid) for rid, p, at in rows]
+            rows = await RecordingRepository(session).finished(cutoff)
+        return [Media("segments", at.timestamp(), [self.data_dir / p], rid) for rid, p, at in rows]
 
     async def _inventory(self) -> list[Media]:
         files = await asyncio.to_thread(lambda: [*_clips(self.data_dir), *_snapshots(self.data_dir)])
@@ -255,7 +255,7 @@ class Retention:
             return
         async with self.sessionmaker() as session, session.begin():
             for ids in _chunks(deleted.segments):
-                await session.execute(delete(Recording).where(Recording.id.in_(ids)))
+                await RecordingRepository(session).delete_ids(ids)
             for ids in _chunks(deleted.clips):
                 await session.execute(
                     update(Event).where(Event.id.in_(ids)).values(clip_path=None, clip_parts=0)
