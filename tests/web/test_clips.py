@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
@@ -13,24 +11,8 @@ from tests.conftest import API_KEY, AUTH
 from tests.support.clip_media import real_h264
 from tests.support.media import media_path
 from tests.support.waiting import eventually
-from tests.web.test_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def page() -> AsyncIterator[object]:
-    require_chromium()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = await browser.new_page(viewport={"width": 1440, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.errors = errors  # type: ignore[attr-defined]
-        yield page
-        await browser.close()
 
 
 async def plays(page: object, video: str, minimum: float = 1.0, timeout: float = 20.0) -> float:

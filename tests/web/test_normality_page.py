@@ -9,13 +9,12 @@ from app.config import Settings
 from tests.conftest import API_KEY, AUTH
 from tests.support.media import media_path, write_video
 from tests.support.waiting import eventually
-from tests.web.test_page import page  # noqa: F401  (the Chromium fixture)
 
 pytestmark = pytest.mark.browser
 
 
 async def test_camera_dialog_shows_normality_and_resets_it(
-    page: object,  # noqa: F811
+    page: object,
     server_url: str,
     settings: Settings,
 ) -> None:

@@ -2,56 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
 import pytest
 
 from app.config import Settings
 from tests.conftest import API_KEY, AUTH
 from tests.support.media import media_path
-from tests.support.services import IN_CI
 from tests.support.viewer import write_video
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def require_chromium() -> None:
-    if os.path.exists(CHROMIUM):
-        return
-    message = f"Debian chromium not installed at {CHROMIUM} (apt-get install chromium)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[object]:
-    require_chromium()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = await browser.new_context(viewport={"width": 1440, "height": 900})
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.errors = errors  # type: ignore[attr-defined]
-        yield page
-        await browser.close()
 
 
 async def canvas_data(page: object, camera_id: int) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,25 +20,9 @@ from tests.conftest import API_KEY, AUTH
 from tests.support.media import media_path, write_video
 from tests.support.segment_media import feed, make_h264, packets
 from tests.support.waiting import eventually
-from tests.web.test_page import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 pytestmark = pytest.mark.browser
 FPS = 15
-
-
-@pytest.fixture
-async def page() -> AsyncIterator[object]:
-    require_chromium()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = await browser.new_page(viewport={"width": 1440, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.errors = errors  # type: ignore[attr-defined]
-        yield page
-        await browser.close()
 
 
 def record(data_dir: Path, camera_id: int, base: float, tmp: Path) -> list[SegmentClosed]:

@@ -12,7 +12,6 @@ from tests.conftest import API_KEY, AUTH, make_settings
 from tests.support.coco import require_coco
 from tests.support.media import media_path, write_video
 from tests.support.server import running_server
-from tests.web.test_page import page  # noqa: F401  (the Chromium fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +35,7 @@ def pixel(tab: object, x: float, y: float) -> object:
 
 
 async def test_tile_shows_zones_and_lines_and_saves_a_drawn_zone(
-    page: object,  # noqa: F811
+    page: object,
     server_url: str,
     settings: Settings,
 ) -> None:
@@ -89,7 +88,7 @@ async def test_tile_shows_zones_and_lines_and_saves_a_drawn_zone(
 
 
 async def test_enable_detection_installs_the_model_and_adds_the_detector(
-    page: object,  # noqa: F811
+    page: object,
     tmp_path: Path,
 ) -> None:
     # given a server whose models dir has no detector yet, and a camera with no detector
