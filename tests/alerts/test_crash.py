@@ -5,60 +5,27 @@ Duplicates are allowed (at least once) and carry the same Idempotency-Key; none 
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import API_KEY, AUTH
-from tests.support.server import free_port, wait_until_healthy
+from tests.support.server import argus_serve
 from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
-ROOT = Path(__file__).resolve().parents[2]
 BURST = 60
 
 pytestmark = pytest.mark.slow
 
 
-@contextmanager
-def argus_serve(data_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "ARGUS_DATA_DIR": str(data_dir),
-        "ARGUS_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'argus.db'}",
-        "ARGUS_API_KEYS": API_KEY,
-        "ARGUS_LOG_LEVEL": "warning",
-        "ARGUS_WEBHOOK_CONCURRENCY": "2",  # a slow trickle, so the kill lands mid-delivery
-        "ARGUS_WEBHOOK_BREAKER_RESET_S": "0.5",
-    }
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(proc, url, log.read_text)
-        yield proc, url
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+SERVE_ENV = {
+    "ARGUS_API_KEYS": API_KEY,
+    "ARGUS_WEBHOOK_CONCURRENCY": "2",  # a slow trickle, so the kill lands mid-delivery
+    "ARGUS_WEBHOOK_BREAKER_RESET_S": "0.5",
+}
 
 
 def test_sigkill_mid_delivery_then_restart_delivers_every_alert(tmp_path: Path) -> None:
@@ -66,7 +33,10 @@ def test_sigkill_mid_delivery_then_restart_delivers_every_alert(tmp_path: Path) 
     log = tmp_path / "argus.log"
     with WebhookReceiver() as receiver:
         receiver.delay_s = 0.1
-        with argus_serve(data_dir, log) as (proc, url), httpx.Client(base_url=url, headers=AUTH) as api:
+        with (
+            argus_serve(data_dir, log, **SERVE_ENV) as (proc, url),
+            httpx.Client(base_url=url, headers=AUTH) as api,
+        ):
             # given a webhook and a rule made through the API
             hook = api.post(
                 "/api/webhooks", json={"name": "r", "url": receiver.url, "secret": receiver.secret}
@@ -91,7 +61,10 @@ def test_sigkill_mid_delivery_then_restart_delivers_every_alert(tmp_path: Path) 
         assert delivered_before < BURST, "the kill came too late to test recovery"
         # then a restarted server resumes the outbox
         receiver.delay_s = 0.0
-        with argus_serve(data_dir, log) as (_, url), httpx.Client(base_url=url, headers=AUTH) as api:
+        with (
+            argus_serve(data_dir, log, **SERVE_ENV) as (_, url),
+            httpx.Client(base_url=url, headers=AUTH) as api,
+        ):
             rows = api.get("/api/alerts", params={"limit": 500}).json()["items"]
             assert len(rows) == BURST
             alert_ids = {a["id"] for a in rows}

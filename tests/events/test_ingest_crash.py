@@ -11,11 +11,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.alerts.test_crash import argus_serve
-from tests.conftest import AUTH
+from tests.conftest import API_KEY, AUTH
+from tests.support.server import argus_serve
 from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
+SERVE_ENV = {
+    "ARGUS_API_KEYS": API_KEY,
+    "ARGUS_WEBHOOK_CONCURRENCY": "2",
+    "ARGUS_WEBHOOK_BREAKER_RESET_S": "0.5",
+}
 CLIENTS = 8
 KILL_AFTER = 100  # answered 202s
 
@@ -58,7 +63,10 @@ def test_sigkill_mid_burst_keeps_every_event_answered_202(tmp_path: Path) -> Non
     data_dir = tmp_path / "data"
     log = tmp_path / "argus.log"
     with WebhookReceiver() as receiver:
-        with argus_serve(data_dir, log) as (proc, url), httpx.Client(base_url=url, headers=AUTH) as api:
+        with (
+            argus_serve(data_dir, log, **SERVE_ENV) as (proc, url),
+            httpx.Client(base_url=url, headers=AUTH) as api,
+        ):
             # given a rule that alerts on every event
             hook = api.post(
                 "/api/webhooks", json={"name": "r", "url": receiver.url, "secret": receiver.secret}
@@ -75,7 +83,10 @@ def test_sigkill_mid_burst_keeps_every_event_answered_202(tmp_path: Path) -> Non
         accepted = set(burst.accepted)
         assert len(accepted) >= KILL_AFTER
         # then after a restart every accepted event is there
-        with argus_serve(data_dir, log) as (_, url), httpx.Client(base_url=url, headers=AUTH) as api:
+        with (
+            argus_serve(data_dir, log, **SERVE_ENV) as (_, url),
+            httpx.Client(base_url=url, headers=AUTH) as api,
+        ):
             stored = {e["id"] for e in pages(api, "/api/events")}
             assert accepted - stored == set()
             alerted = {a["event_id"] for a in pages(api, "/api/alerts")}

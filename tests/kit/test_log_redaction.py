@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,7 +12,7 @@ import pytest
 from uvicorn.logging import AccessFormatter
 
 from app.kit.redact import install_log_redaction
-from tests.support.server import free_port, wait_until_healthy
+from tests.support.server import argus_serve
 
 KEY = "argus_Sekr1t-key-value"
 ACCESS_FORMAT = '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'
@@ -68,43 +63,16 @@ def test_plain_args_are_kept_and_split_secrets_still_masked(caplog: pytest.LogCa
     assert KEY not in caplog.text
 
 
-@contextmanager
-def argus_serve(
-    tmp_path: Path, **extra_env: str
-) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """The real `argus serve` (uvicorn's default logging config) on a free port; yields its base URL and
-    process, whose combined output can be read once it has been stopped."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "ARGUS_DATA_DIR": str(tmp_path / "data"),
-        "ARGUS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'argus.db'}",
-        "ARGUS_API_KEYS": KEY,
-        "ARGUS_LOG_LEVEL": "info",
-        **extra_env,
-    }
-    cmd = [sys.executable, "-m", "app", "serve", "--port", str(port)]
-    root = Path(__file__).resolve().parents[2]
-    out_mode = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
-    proc = subprocess.Popen(cmd, cwd=root, env=env, **out_mode)  # type: ignore[call-overload]
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(proc, base, lambda: proc.stdout.read() if proc.stdout else "")
-        yield base, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(30)
-
-
 def test_argus_serve_access_log_with_a_token(tmp_path: Path) -> None:
     """The real command with uvicorn's default logging config: access lines masked, no logging errors."""
-    with argus_serve(tmp_path) as (base, proc):
+    log = tmp_path / "argus.log"
+    with argus_serve(tmp_path / "data", log, ARGUS_API_KEYS=KEY, ARGUS_LOG_LEVEL="info") as (proc, base):
         headers = {"Authorization": f"Bearer {KEY}"}
         assert httpx.get(f"{base}/api/cameras?token={KEY}", headers=headers).status_code == 200
         assert httpx.get(f"{base}/api/health?token=x").status_code == 200
         proc.terminate()
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(30)
+    out = log.read_text()
     assert "Logging error" not in out and "Traceback" not in out, out[-3000:]
     assert "/api/cameras?token=****" in out and "/api/health?token=****" in out, out[-3000:]
     assert KEY not in out

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -14,6 +17,8 @@ import uvicorn
 from app.config import Settings
 from app.main import create_app
 from tests.support.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -64,3 +69,33 @@ def wait_until_healthy(
         return httpx.get(f"{url}/api/health", timeout=2).status_code == 200
 
     wait_until(healthy, timeout, interval=0.1, what="argus serve start", ignore=(httpx.HTTPError,))
+
+
+@contextmanager
+def argus_serve(data_dir: Path, log: Path, **env: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """The real `argus serve` command (uvicorn's own logging config) on a free loopback port, SQLite in
+    `data_dir`, stdout and stderr appended to `log`. Yields (process, base URL) once /api/health answers;
+    terminated (killed if it hangs) afterwards. `env`: ARGUS_* settings on top (ARGUS_API_KEYS at least)."""
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "ARGUS_DATA_DIR": str(data_dir),
+        "ARGUS_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'argus.db'}",
+        "ARGUS_LOG_LEVEL": "warning",
+        **env,
+    }
+    command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(proc, url, log.read_text)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
