@@ -13,7 +13,8 @@ import pytest
 
 from app.kit.logs import TEXT_FORMAT, JsonFormatter
 from app.kit.redact import install_log_redaction
-from tests.kit.test_log_redaction import KEY, argus_serve
+from tests.kit.test_log_redaction import KEY
+from tests.support.server import argus_serve
 
 
 @pytest.fixture
@@ -70,11 +71,14 @@ def test_an_exception_is_one_line_with_its_traceback_masked(
 
 def test_argus_serve_writes_only_json_lines(tmp_path: Path) -> None:
     """The real command: uvicorn's own lines (start-up, access) come out as JSON too, masked."""
-    with argus_serve(tmp_path, ARGUS_LOG_FORMAT="json") as (base, proc):
+    log = tmp_path / "argus.log"
+    env = {"ARGUS_API_KEYS": KEY, "ARGUS_LOG_LEVEL": "info", "ARGUS_LOG_FORMAT": "json"}
+    with argus_serve(tmp_path / "data", log, **env) as (proc, base):
         headers = {"Authorization": f"Bearer {KEY}"}
         assert httpx.get(f"{base}/api/cameras?token={KEY}", headers=headers).status_code == 200
         proc.terminate()
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(30)
+    out = log.read_text()
     records = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert {"uvicorn.error", "uvicorn.access"} <= {r["logger"] for r in records}, out[-3000:]
     assert any("/api/cameras?token=****" in str(r["message"]) for r in records), out[-3000:]
