@@ -41,6 +41,9 @@ class CameraRepository(RepositoryBase[Camera]):
         stmt = select(Camera.id, Camera.name, Camera.url).where(Camera.id.in_(wanted))
         return {i: (n, u) for i, n, u in (await self.session.execute(stmt)).all()}
 
+    async def names(self, ids: Iterable[int]) -> dict[int, str]:
+        return {i: name for i, (name, _url) in (await self.names_and_urls(ids)).items()}
+
     async def record_options(self) -> dict[int, dict[str, Any]]:
         """camera id -> its `record` options (retention reads retain_days)."""
         rows = await self.session.execute(select(Camera.id, Camera.record))

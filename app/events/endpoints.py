@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from app.cameras.repository import CameraRepository
 from app.deps import ApiKeyDep, RuntimeDep, SessionDep
 from app.errors import Invalid, NotFound
 from app.events.repository import EventFilter, EventRepository
@@ -123,7 +124,7 @@ async def ingest_event(body: EventIngest, rt: RuntimeDep, _: ApiKeyDep) -> Event
     if body.camera_id is not None:
         # a short session of its own: no pooled connection is held while the commit is awaited
         async with rt.sessionmaker() as session:
-            exists = await EventRepository(session).camera_exists(body.camera_id)
+            exists = await CameraRepository(session).exists(body.camera_id)
         if not exists:
             raise Invalid(f"camera {body.camera_id} does not exist", field="camera_id")
     event = NewEvent(

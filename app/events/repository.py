@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Select, and_, case, cast, func, or_, select
+from sqlalchemy import JSON, ColumnElement, Select, and_, case, cast, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
 from app.kit.repository import RepositoryBase
 from app.kit.severity import Severity
 from app.metrics import EVENTS_FENCED
-from app.models import Camera, CameraLease, Event, utcnow
+from app.models import CameraLease, Event, utcnow
 
 log = logging.getLogger("argus.events")
 
@@ -142,15 +142,15 @@ class EventRepository(RepositoryBase[Event]):
         found = await self.session.execute(select(Event.id).where(Event.id.in_(ids)))
         return set(found.scalars())
 
-    async def camera_names(self, ids: set[int]) -> dict[int, str]:
-        if not ids:
-            return {}
-        found = await self.session.execute(select(Camera.id, Camera.name).where(Camera.id.in_(ids)))
-        return {row_id: name for row_id, name in found.all()}
+    async def forget_clips(self, event_ids: Sequence[str]) -> None:
+        """The events lose their clip (its files were deleted)."""
+        stmt = update(Event).where(Event.id.in_(event_ids)).values(clip_path=None, clip_parts=0)
+        await self.session.execute(stmt)
 
-    async def camera_exists(self, camera_id: int) -> bool:
-        found = await self.session.execute(select(Camera.id).where(Camera.id == camera_id))
-        return found.scalar_one_or_none() is not None
+    async def forget_snapshots(self, paths: Sequence[str]) -> None:
+        """The events holding these snapshot paths lose them (the files were deleted)."""
+        stmt = update(Event).where(Event.snapshot_path.in_(paths)).values(snapshot_path=None)
+        await self.session.execute(stmt)
 
 
 def _filtered(stmt: Select[Any], flt: EventFilter) -> Select[Any]:

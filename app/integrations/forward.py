@@ -35,6 +35,7 @@ import httpx
 import websockets
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.cameras.repository import CameraRepository
 from app.events.repository import ChangeKey, EventFilter, EventRepository, change_key
 from app.events.snapshots import load_snapshot
 from app.events.types import NewEvent
@@ -251,7 +252,8 @@ class EdgeForwarder:
         async with self._sessionmaker() as session:
             repo = EventRepository(session)
             rows = list(await repo.changed_since(EventFilter(), since, after, FRAME))
-            names = await repo.camera_names({r.camera_id for r in rows if r.camera_id is not None})
+            cameras = {r.camera_id for r in rows if r.camera_id is not None}
+            names = await CameraRepository(session).names(cameras)
         return rows, names
 
     async def _update_queued(self) -> None:

@@ -24,14 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cameras.repository import CameraRepository
 from app.config import Settings
+from app.events.repository import EventRepository
 from app.kit.tasks import cancel_and_wait, spawn
 from app.metrics import MEDIA_DELETED, MEDIA_DISK_FREE, MEDIA_DISK_LOW
-from app.models import Event
 from app.recording.repository import RecordingRepository
 from app.recording.segments import RECORDINGS
 
@@ -257,13 +256,9 @@ class Retention:
             for ids in _chunks(deleted.segments):
                 await RecordingRepository(session).delete_ids(ids)
             for ids in _chunks(deleted.clips):
-                await session.execute(
-                    update(Event).where(Event.id.in_(ids)).values(clip_path=None, clip_parts=0)
-                )
+                await EventRepository(session).forget_clips(ids)
             for paths in _chunks(deleted.snapshots):
-                await session.execute(
-                    update(Event).where(Event.snapshot_path.in_(paths)).values(snapshot_path=None)
-                )
+                await EventRepository(session).forget_snapshots(paths)
 
     def stats(self) -> dict[str, Any]:
         free = self._free()
