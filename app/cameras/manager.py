@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any, Protocol, Self
 
@@ -102,6 +103,17 @@ class MultiCameraManager:
                 await pipeline.stop()
             self._failures.pop(camera_id, None)
         self._deps.hub.forget(camera_id)
+
+    async def remove_many(self, camera_ids: Collection[int]) -> None:
+        """Stop several side by side, not one after another (cluster self-fencing: each must be stopped
+        before its lease can expire)."""
+        async with self._lock:
+            pipelines = [p for cid in camera_ids if (p := self._pipelines.pop(cid, None)) is not None]
+            for cid in camera_ids:
+                self._failures.pop(cid, None)
+            await asyncio.gather(*(p.stop() for p in pipelines), return_exceptions=True)
+        for cid in camera_ids:
+            self._deps.hub.forget(cid)
 
     async def stop_all(self) -> None:
         async with self._lock:

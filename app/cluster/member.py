@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from typing import Any, Protocol, Self
 
@@ -37,6 +37,7 @@ class CameraRunner(Protocol):
     def govern(self, ownership: Any) -> None: ...
     async def apply(self, config: CameraConfig) -> None: ...
     async def remove(self, camera_id: int) -> None: ...
+    async def remove_many(self, camera_ids: Collection[int]) -> None: ...
 
 
 class ClusterMember:
@@ -126,9 +127,9 @@ class ClusterMember:
         # hand every camera back now instead of after the TTL: all stopped first, then one flush, then
         # the releases and the node's farewell in one transaction
         tokens = self.leases.book.tokens()
-        for cid in sorted(tokens):
+        for cid in tokens:
             self.leases.book.drop(cid)
-            await self._manager.remove(cid)
+        await self._manager.remove_many(sorted(tokens))
         try:
             async with asyncio.timeout(self.renew_s):
                 if self._before_release is not None and tokens:
@@ -169,12 +170,15 @@ class ClusterMember:
 
     async def _watchdog(self) -> None:
         while not self._stop.is_set():
-            for cid in self.leases.book.expiring():
-                self.leases.book.drop(cid)
-                CLUSTER_LEASE_CHANGES.labels("self_fenced").inc()
-                log.warning("camera %s: lease not renewed in time, stopping it here (self-fencing)", cid)
-                await self._manager.remove(cid)
-                self._applied.pop(cid, None)
+            if expiring := self.leases.book.expiring():
+                for cid in expiring:
+                    self.leases.book.drop(cid)
+                    self._applied.pop(cid, None)
+                CLUSTER_LEASE_CHANGES.labels("self_fenced").inc(len(expiring))
+                log.warning(
+                    "cameras %s: leases not renewed in time, stopping them here (self-fencing)", expiring
+                )
+                await self._manager.remove_many(expiring)
             CLUSTER_LEASES.set(len(self.held()))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(0.25, self.renew_s / 4)):
@@ -196,12 +200,13 @@ class ClusterMember:
         if self._failing:
             log.warning("cluster member %s reaches the database again", self.name)
             self._failing = False
-        for cid in sorted(lost):  # someone else holds it now (or the camera was deleted)
-            if book.drop(cid) is not None:
-                CLUSTER_LEASE_CHANGES.labels("lost").inc()
-                log.warning("camera %s: lease lost, stopping it here", cid)
-                await self._manager.remove(cid)
+        gone = sorted(cid for cid in lost if book.drop(cid) is not None)  # another node has it, or deleted
+        if gone:
+            CLUSTER_LEASE_CHANGES.labels("lost").inc(len(gone))
+            log.warning("cameras %s: leases lost, stopping them here", gone)
+            for cid in gone:
                 self._applied.pop(cid, None)
+            await self._manager.remove_many(gone)
         await self._release_orphans(snap)
         decided = plan(self.name, snap, book.ids(), stale_after_s=self.ttl_s, max_moves=self._max_moves)
         for cid in decided.release:
