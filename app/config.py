@@ -177,13 +177,12 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'argus.db'}"
         return self
 
-    @model_validator(mode="after")
-    def _cluster_needs_postgres(self) -> Settings:
-        if self.redis_url and not self.database_url.startswith("postgresql"):
-            raise ValueError(
-                "ARGUS_REDIS_URL (several nodes) needs a shared PostgreSQL ARGUS_DATABASE_URL, not SQLite"
-            )
-        return self
+    @field_validator("redis_url", mode="after")
+    @classmethod
+    def _cluster_needs_postgres(cls, v: str, info: ValidationInfo) -> str:
+        if v and not str(info.data.get("database_url", "")).startswith("postgresql"):
+            raise ValueError("several nodes need a shared PostgreSQL ARGUS_DATABASE_URL, not SQLite")
+        return v
 
     @field_validator("public_url", "vlm_base_url", "forward_url", mode="after")
     @classmethod

@@ -40,7 +40,7 @@ class TestSpread:
     async def test_single_node_settings_leave_the_cluster_off(self, tmp_path: object) -> None:
         settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[arg-type, call-arg]
         assert not settings.cluster
-        with pytest.raises(ValueError, match="needs a shared PostgreSQL"):
+        with pytest.raises(ValueError, match="shared PostgreSQL"):
             Settings(_env_file=None, data_dir=tmp_path, redis_url="redis://127.0.0.1:6379/0")  # type: ignore[arg-type, call-arg]
 
 
