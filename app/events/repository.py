@@ -142,6 +142,29 @@ class EventRepository(RepositoryBase[Event]):
         found = await self.session.execute(select(Event.id).where(Event.id.in_(ids)))
         return set(found.scalars())
 
+    async def set_clip(self, event_id: str, path: str | None, parts: int) -> bool:
+        """Set the event's clip (first part's path and part count); False when it has no row (yet)."""
+        stmt = update(Event).where(Event.id == event_id).values(clip_path=path, clip_parts=parts)
+        result = await self.session.execute(stmt)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def clips_of(self, event_ids: Sequence[str]) -> dict[str, tuple[str | None, int]]:
+        stmt = select(Event.id, Event.clip_path, Event.clip_parts).where(Event.id.in_(event_ids))
+        return {row.id: (row.clip_path, row.clip_parts or 0) for row in await self.session.execute(stmt)}
+
+    async def linked_clips(self) -> dict[str, tuple[str | None, int]]:
+        """Every event that names a clip: id -> (path, parts)."""
+        stmt = select(Event.id, Event.clip_path, Event.clip_parts).where(Event.clip_path.is_not(None))
+        return {row.id: (row.clip_path, row.clip_parts or 0) for row in await self.session.execute(stmt)}
+
+    async def forget_camera_clips(self, camera_id: int) -> None:
+        stmt = (
+            update(Event)
+            .where(Event.camera_id == camera_id, Event.clip_path.is_not(None))
+            .values(clip_path=None, clip_parts=0)
+        )
+        await self.session.execute(stmt)
+
     async def forget_clips(self, event_ids: Sequence[str]) -> None:
         """The events lose their clip (its files were deleted)."""
         stmt = update(Event).where(Event.id.in_(event_ids)).values(clip_path=None, clip_parts=0)

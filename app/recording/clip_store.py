@@ -15,10 +15,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.models import Event
+from app.events.repository import EventRepository
 from app.recording.fmp4 import repair
 from app.recording.part_writer import WRITING
 
@@ -50,7 +49,8 @@ def resolve(data_dir: Path, rel: str) -> Path | None:
 
 
 class ClipRepository:
-    """Every SQL statement about clips (own short sessions: the recorder runs outside requests)."""
+    """The clip columns of events, in short sessions of their own (the recorder runs outside requests);
+    the statements are EventRepository's."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
@@ -59,11 +59,9 @@ class ClipRepository:
         """Set (path, parts) on each stored event; returns the ids that have no row (yet)."""
         missing: set[str] = set()
         async with self._sessionmaker() as session, session.begin():
+            repo = EventRepository(session)
             for event_id, (path, parts) in clips.items():
-                result = await session.execute(
-                    update(Event).where(Event.id == event_id).values(clip_path=path, clip_parts=parts)
-                )
-                if result.rowcount == 0:  # type: ignore[attr-defined]
+                if not await repo.set_clip(event_id, path, parts):
                     missing.add(event_id)
         return missing
 
@@ -71,29 +69,17 @@ class ClipRepository:
         ids, found = list(event_ids), {}
         async with self._sessionmaker() as session:
             for i in range(0, len(ids), _CHUNK):
-                rows = await session.execute(
-                    select(Event.id, Event.clip_path, Event.clip_parts).where(
-                        Event.id.in_(ids[i : i + _CHUNK])
-                    )
-                )
-                found.update({row.id: (row.clip_path, row.clip_parts or 0) for row in rows})
+                found.update(await EventRepository(session).clips_of(ids[i : i + _CHUNK]))
         return found
 
     async def linked(self) -> dict[str, tuple[str | None, int]]:
         """Every event that names a clip."""
         async with self._sessionmaker() as session:
-            rows = await session.execute(
-                select(Event.id, Event.clip_path, Event.clip_parts).where(Event.clip_path.is_not(None))
-            )
-            return {row.id: (row.clip_path, row.clip_parts or 0) for row in rows}
+            return await EventRepository(session).linked_clips()
 
     async def clear_camera(self, camera_id: int) -> None:
         async with self._sessionmaker() as session, session.begin():
-            await session.execute(
-                update(Event)
-                .where(Event.camera_id == camera_id, Event.clip_path.is_not(None))
-                .values(clip_path=None, clip_parts=0)
-            )
+            await EventRepository(session).forget_camera_clips(camera_id)
 
 
 def repair_unfinished(data_dir: Path) -> list[Path]:
