@@ -81,12 +81,20 @@ def ideal_share(me: str, snap: Snapshot) -> float:
     return total * up.get(me, 0.0) / sum(up.values()) if up else 0.0
 
 
-def plan(me: str, snap: Snapshot, held: set[int], stale_after_s: float, max_moves: int = 2) -> Plan:
+def plan(
+    me: str,
+    snap: Snapshot,
+    held: set[int],
+    stale_after_s: float,
+    max_moves: int = 2,
+    keep: frozenset[int] = frozenset(),
+) -> Plan:
+    """`keep`: held cameras never given back to rebalance (moved here by hand)."""
     up = snap.up()
     release = _given_back(me, snap, held, up)
     counts = snap.counts()
     counts[me] = len(held - set(release))
-    release += _rebalance(me, snap, held - set(release), up, counts, max_moves)
+    release += _rebalance(me, snap, held - set(release) - keep, up, counts, max_moves)
     counts[me] = len(held - set(release))
     return Plan(_taken(me, snap, held | set(release), up, counts, stale_after_s), release)
 

@@ -65,6 +65,7 @@ class ClusterMember:
         self.leases = Leases(sessionmaker, name, book)
         self.snapshot: Snapshot | None = None
         self._applied: dict[int, datetime] = {}  # camera id -> updated_at of the row its pipeline runs
+        self._moved_here: set[int] = set()  # moved here by hand: rebalance leaves them where they were put
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -174,6 +175,7 @@ class ClusterMember:
                 for cid in expiring:
                     self.leases.book.drop(cid)
                     self._applied.pop(cid, None)
+                    self._moved_here.discard(cid)
                 CLUSTER_LEASE_CHANGES.labels("self_fenced").inc(len(expiring))
                 log.warning(
                     "cameras %s: leases not renewed in time, stopping them here (self-fencing)", expiring
@@ -206,13 +208,16 @@ class ClusterMember:
             log.warning("cameras %s: leases lost, stopping them here", gone)
             for cid in gone:
                 self._applied.pop(cid, None)
+                self._moved_here.discard(cid)
             await self._manager.remove_many(gone)
         await self._release_orphans(snap)
-        decided = plan(self.name, snap, book.ids(), stale_after_s=self.ttl_s, max_moves=self._max_moves)
+        decided = plan(
+            self.name, snap, book.ids(), self.ttl_s, self._max_moves, keep=frozenset(self._moved_here)
+        )
         for cid in decided.release:
             await self._give_back(cid)
         for cid in decided.take:
-            await self._take(cid)
+            await self._take(cid, snap)
         await self._refresh(snap)
         self.ticks += 1
 
@@ -226,12 +231,15 @@ class ClusterMember:
                 await self.leases.release(lease.camera_id, lease.token)
                 log.info("camera %s: released an orphaned lease (token %d)", lease.camera_id, lease.token)
 
-    async def _take(self, camera_id: int) -> None:
+    async def _take(self, camera_id: int, snap: Snapshot) -> None:
         token = await self.leases.acquire(camera_id)
         if token is None:
             return  # another node was first
         CLUSTER_LEASE_CHANGES.labels("acquired").inc()
         log.info("camera %s: acquired (token %d)", camera_id, token)
+        lease = snap.leases.get(camera_id)
+        if lease is not None and lease.move_to == self.name:
+            self._moved_here.add(camera_id)
         await self._start(camera_id)
 
     async def _give_back(self, camera_id: int) -> None:
@@ -240,6 +248,7 @@ class ClusterMember:
             return
         await self._manager.remove(camera_id)  # stopped before anyone else may take it
         self._applied.pop(camera_id, None)
+        self._moved_here.discard(camera_id)
         if self._before_release is not None:  # bounded: a logger waiting on a database that went away
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.renew_s):

@@ -80,6 +80,11 @@ class TestPinAndMove:
         free = snapshot({"a": 1, "b": 1, "c": 1}, {1: None}, moves={1: "c"})
         assert [plan(n, free, set(), stale_after_s=10).take for n in "abc"] == [[], [], [1]]
 
+    def test_a_camera_moved_here_by_hand_is_not_rebalanced_away(self) -> None:
+        # b holds 3 of 4 after camera 4 was moved to it: rebalance gives back another one, never 4
+        snap = snapshot({"a": 1, "b": 1}, {1: "a", 2: "b", 3: "b", 4: "b"})
+        assert plan("b", snap, {2, 3, 4}, stale_after_s=10, keep=frozenset({4})).release == [3]
+
 
 class TestRebalance:
     def test_an_overloaded_node_gives_back_at_most_two_per_period(self) -> None:
