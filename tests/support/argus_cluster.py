@@ -157,14 +157,6 @@ class ProcessCluster:
             return None
         return {c["id"] for c in r.json() if c.get("state") in RUNNING}
 
-    def streaming(self, name: str) -> dict[int, str] | None:
-        node = self.nodes[name]
-        try:
-            r = httpx.get(f"{node.url}/api/cameras", headers=AUTH, timeout=3)
-        except httpx.HTTPError:
-            return None
-        return {c["id"]: c.get("state") or "stopped" for c in r.json()} if r.status_code == 200 else None
-
     def health(self, name: str) -> dict[str, Any] | None:
         """/api/health (public, answers without the database): its camera summary says what runs."""
         try:
@@ -174,6 +166,9 @@ class ProcessCluster:
         return dict(r.json()) if r.status_code in (200, 503) else None
 
     def stop_all(self) -> None:
+        for node in self.live():  # all asked at once: each hands its cameras back while the others stop
+            assert node.proc is not None
+            node.proc.terminate()
         for node in self.nodes.values():
             node.stop()
 
@@ -208,7 +203,9 @@ class Sampler:
         with httpx.Client(headers=AUTH, timeout=2) as http:
             while not self._stop.is_set():
                 for node in list(self.cluster.nodes.values()):
-                    if not node.alive:
+                    if not node.alive:  # a dead node runs nothing
+                        with self._lock:
+                            self.samples.append(Sample(time.monotonic(), node.name, {}))
                         continue
                     try:
                         r = http.get(f"{node.url}/api/cameras")
