@@ -96,6 +96,7 @@ async def camera_status(
 ) -> CameraStatus:
     await service.get(camera_id)
     status = manager.status(camera_id)
+    status.node = await manager.locate(camera_id)  # several nodes: read now, not as of the last renew
     learning = vad.learning(manager, camera_id)
     status.vad = None if learning is None else learning.model_dump()
     pipeline = manager.get(camera_id)

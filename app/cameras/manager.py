@@ -24,6 +24,7 @@ class Ownership(Protocol):
 
     def fence(self, camera_id: int) -> int | None: ...  # this node's lease token; None: not this node's
     def owner(self, camera_id: int) -> str | None: ...  # the node holding its lease (None: free)
+    async def locate(self, camera_id: int) -> str | None: ...  # owner(), read from the database now
 
 
 class MultiCameraManager:
@@ -95,6 +96,12 @@ class MultiCameraManager:
 
     def node_of(self, camera_id: int) -> str | None:
         return self.node_name if self._ownership is None else self._ownership.owner(camera_id)
+
+    async def locate(self, camera_id: int) -> str | None:
+        """node_of(), but another node's camera is looked up now (node_of() is as of the last renew)."""
+        if self._ownership is None or camera_id in self._pipelines:
+            return self.node_of(camera_id)
+        return await self._ownership.locate(camera_id)
 
     async def remove(self, camera_id: int) -> None:
         async with self._lock:

@@ -101,6 +101,17 @@ class ClusterMember:
             return self.name
         return self.snapshot.owner(camera_id) if self.snapshot is not None else None
 
+    async def locate(self, camera_id: int) -> str | None:
+        """The camera's owner as the database says now (owner() is as of the last tick)."""
+        if camera_id in self.leases.book:
+            return self.name
+        try:
+            async with asyncio.timeout(self.renew_s), self._sessionmaker() as session:
+                lease = await ClusterRepository(session).lease_of(camera_id)
+        except Exception:  # the database is away: the last tick's view
+            return self.owner(camera_id)
+        return lease.node if lease is not None and lease.live else None
+
     def held(self) -> set[int]:
         return self.leases.book.ids()
 
