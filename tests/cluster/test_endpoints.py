@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import func, select
 
 from app.config import Settings
+from app.kit.db import create_engine, create_sessionmaker
+from app.models import CameraLease, Event, Node
 
 
 async def add_camera(client: httpx.AsyncClient) -> int:
@@ -48,3 +51,19 @@ class TestOneNode:
         assert pinned.status_code == 200 and pinned.json()["pinned_node"] == "node-2"
         unpinned = await api_client.patch(f"/api/cameras/{camera_id}", json={"pinned_node": None})
         assert unpinned.status_code == 200 and unpinned.json()["pinned_node"] is None
+
+    async def test_one_node_writes_no_cluster_rows(
+        self, api_client: httpx.AsyncClient, db_settings: Settings
+    ) -> None:
+        await add_camera(api_client)
+        response = await api_client.post("/api/events", json={"type": "door", "severity": "high"})
+        assert response.status_code == 202, response.text
+        engine = create_engine(db_settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                for model in (Node, CameraLease):
+                    assert (await session.execute(select(func.count()).select_from(model))).scalar_one() == 0
+                fences = (await session.execute(select(Event.fence))).scalars().all()
+                assert fences == [None]
+        finally:
+            await engine.dispose()
