@@ -7,6 +7,7 @@ there made the 422 itself fail as a 500). app.kit.openapi documents this one sha
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -14,8 +15,17 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from app.kit.echo import safe_errors, shown_message
+
+log = logging.getLogger("argus.errors")
+
+# The database is unreachable (stopped, partitioned, restarting): the request may succeed in a moment, so
+# a 503 with Retry-After, never a 500 with a driver traceback (which can name the host). ConnectionError:
+# asyncpg raises a refused connect unwrapped.
+DATABASE_DOWN = (OperationalError, InterfaceError, DisconnectionError, ConnectionError)
+RETRY_AFTER_S = 5
 
 
 class ArgusError(Exception):
@@ -65,8 +75,18 @@ def install_error_handler(app: FastAPI) -> None:
         # inputs are echoed masked and cut, never whole or secret (issue 9: 20 MB and passwords came back)
         return JSONResponse(validation_body(json_safe(safe_errors(list(exc.errors())))), status_code=422)
 
+    async def handle_database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("%s %s: database unavailable (%s)", request.method, request.url.path, type(exc).__name__)
+        return JSONResponse(
+            {"detail": "the database is unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
     app.add_exception_handler(ArgusError, handle)
     app.add_exception_handler(RequestValidationError, handle_validation)
+    for kind in DATABASE_DOWN:
+        app.add_exception_handler(kind, handle_database_down)
 
 
 def validation_body(errors: list[Any]) -> dict[str, Any]:
