@@ -200,7 +200,7 @@ def print_welcome(settings: Settings, key: str) -> None:
 def write_video(path: Path, frames: Iterator[np.ndarray]) -> None:
     """Write to a temporary name first, so an interrupted run never leaves a half file behind."""
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write mp4v video to {tmp}")
     try:

@@ -236,8 +236,8 @@ class Detector:
             if update.track_ids[i] is not None:
                 self._real_seen[update.track_ids[i]] = t  # type: ignore[index]
         detections = tuple(
-            Detection(
-                *map(float, found.boxes[i]),
+            _detection(
+                found.boxes[i],
                 float(found.scores[i]),
                 int(found.class_ids[i]),
                 self.class_names[int(found.class_ids[i])],
@@ -342,7 +342,7 @@ class Detector:
     def _still(self) -> tuple[Detection, ...]:
         """Nothing moved: the tracked objects are where they were (the tracker is not aged: no news)."""
         return tuple(
-            Detection(*map(float, tr.box), float(tr.score), tr.class_id, self.class_names[tr.class_id], tr.id)
+            _detection(tr.box, float(tr.score), tr.class_id, self.class_names[tr.class_id], tr.id)
             for tr in self.tracker.confirmed()
             if self._real_seen.get(tr.id, float("-inf")) >= self._last_full  # type: ignore[arg-type]
             and tr.score >= self.options.min_confidence
@@ -524,6 +524,13 @@ class Detector:
             for model in {self.options.model, self.region_spec.name}:
                 self._pool.detach(model, self._camera_id)
         return findings
+
+
+def _detection(
+    box: np.ndarray, confidence: float, class_id: int, label: str, track_id: int | None
+) -> Detection:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return Detection(x1, y1, x2, y2, confidence, class_id, label, track_id)
 
 
 def _extend_path(path: list[tuple[float, float, float]], t: float, point: tuple[float, float]) -> None:

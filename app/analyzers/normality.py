@@ -341,9 +341,9 @@ class NormalityModel:
             d = int(f.direction[cell])
             counts = self.directions[cell]
             share = float(counts[d] / max(counts.sum(), 1.0))
-            usual = DIRECTION_NAMES[int(np.argmax(counts))]
+            usual_way = DIRECTION_NAMES[int(np.argmax(counts))]
             return (f"direction: moving {DIRECTION_NAMES[d]}; {_pct(share)} of motion here goes this way "
-                    f"(usually {usual})", share)  # fmt: skip
+                    f"(usually {usual_way})", share)  # fmt: skip
         label = next((lb for lb, c in objects if c == cell), "object")
         counts = self.objects.get(label)
         hits = float(counts[bucket, cell]) if counts is not None else 0.0
@@ -398,14 +398,19 @@ class NormalityModel:
     # -- persistence --
 
     def dumps(self) -> bytes:
+        objects = sorted(self.objects)
         meta = {"format": FORMAT, "version": VERSION, "grid": [GRID_H, GRID_W], "buckets": BUCKETS,
-                "learned_s": self.learned_s, "objects": sorted(self.objects)}  # fmt: skip
+                "learned_s": self.learned_s, "objects": objects}  # fmt: skip
         arrays = {"seen": self.seen, "active": self.active, "energy": self.energy, "speed": self.speed,
                   "directions": self.directions, "object_seen": self.object_seen,
                   "pace": self.pace}  # fmt: skip
-        arrays |= {f"object_{i}": self.objects[k] for i, k in enumerate(meta["objects"])}  # type: ignore[arg-type]
+        arrays |= {f"object_{i}": self.objects[k] for i, k in enumerate(objects)}
         buf = io.BytesIO()
-        np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+        np.savez_compressed(
+            buf,
+            meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+            **arrays,  # type: ignore[arg-type]  # numpy's stub: **arrays might fill `allow_pickle: bool`
+        )
         return buf.getvalue()
 
     @classmethod

@@ -37,7 +37,7 @@ class MotionBoxes:
         prev, self._prev = self._prev, grey
         if prev is None or prev.shape != grey.shape:
             return None
-        mask = (cv2.absdiff(grey, prev) > self.threshold).astype(np.uint8)
+        mask: np.ndarray = (cv2.absdiff(grey, prev) > self.threshold).astype(np.uint8)
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=2)
         count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         min_px = self.min_area * self.width * small_h

@@ -92,9 +92,9 @@ class ByteTracker:
                 tr.hit(boxes[i], float(scores[i]), t)
                 if tr.id is None and tr.hits >= self.min_hits:
                     tr.id, self._next_id = self._next_id, self._next_id + 1
-        for i in high:
-            if owner[i] is None:
-                owner[i] = self._start(boxes[i], float(scores[i]), int(class_ids[i]), t)
+        for j in high:
+            if owner[j] is None:
+                owner[j] = self._start(boxes[j], float(scores[j]), int(class_ids[j]), t)
 
         matched = {id(tr) for tr in owner if tr is not None}
         kept: list[Track] = []

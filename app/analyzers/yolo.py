@@ -158,10 +158,10 @@ def nms(found: Decoded, iou_threshold: float, max_detections: int = 300) -> Deco
     rects = np.empty((len(found), 4), np.float64)  # float64 -> OpenCV's Rect2d overload, no rounding
     rects[:, :2] = found.boxes[:, :2]
     rects[:, 2:] = found.boxes[:, 2:] - found.boxes[:, :2]
-    kept = np.ravel(
-        cv2.dnn.NMSBoxesBatched(rects, found.scores.astype(np.float32), found.class_ids.astype(np.int32), 0.0,
-                                float(iou_threshold))
-    ).astype(np.int64)  # fmt: skip
+    scores, classes = found.scores.astype(np.float32), found.class_ids.astype(np.int32)
+    # ignore: cv2's stub types these vector<> arguments as Sequences; the binding takes (and wants) ndarrays
+    ids = cv2.dnn.NMSBoxesBatched(rects, scores, classes, 0.0, float(iou_threshold))  # type: ignore[arg-type]
+    kept = np.asarray(ids, np.int64).ravel()
     kept = kept[np.argsort(-found.scores[kept], kind="stable")][:max_detections]
     return found.take(kept)
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.analyzers.base import Detection, Finding
+from app.analyzers.base import Detection, Finding, FindingPhase
 from app.analyzers.zones import Point, Zone
 from app.kit.severity import Severity
 
@@ -93,7 +93,7 @@ class _Occupancy:
 class ZoneRules:
     rules: tuple[RuleSpec, ...]
     zones: tuple[Zone, ...]
-    severity: str
+    severity: Severity
     update_every_s: float = 10.0
     counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (line, direction, class)
     _loiter: dict[tuple[int, int], _Loiter] = field(default_factory=dict)  # (rule index, track) ->
@@ -123,13 +123,19 @@ class ZoneRules:
         return out
 
     def _finding(
-        self, rule: RuleSpec, kind: str, key: str, phase: str, score: float | None, data: dict[str, Any]
+        self,
+        rule: RuleSpec,
+        kind: str,
+        key: str,
+        phase: FindingPhase,
+        score: float | None,
+        data: dict[str, Any],
     ) -> Finding:
         return Finding(
             kind=kind,
             key=key,
             phase=phase,
-            severity=rule.severity or self.severity,  # type: ignore[arg-type]
+            severity=rule.severity or self.severity,
             score=score,
             data=data,
         )
@@ -232,9 +238,10 @@ class ZoneRules:
             side = _side(rule.line, p)
             if abs(side) < HYSTERESIS:
                 continue  # on the line: wait until it is clearly on one side
-            key = (i, d.track_id)  # type: ignore[assignment]
-            previous = self._sides.get(key)  # type: ignore[arg-type]
-            self._sides[key] = (side, p)  # type: ignore[index]
+            assert d.track_id is not None  # picked holds tracked detections only
+            key = (i, d.track_id)
+            previous = self._sides.get(key)
+            self._sides[key] = (side, p)
             if previous is None or (previous[0] > 0) == (side > 0):
                 continue
             if not _crosses_segment(rule.line, previous[1], p):
@@ -285,8 +292,8 @@ class ZoneRules:
                         {"reason": "stopped"},
                     )
                 )
-        for i, st in self._occupancy.items():
-            if st.opened:
+        for i, occ in self._occupancy.items():
+            if occ.opened:
                 rule = self.rules[i]
                 out.append(
                     self._finding(
@@ -295,7 +302,7 @@ class ZoneRules:
                         f"occupancy:{rule.label}",
                         "close",
                         None,
-                        {"reason": "stopped", "peak": st.peak},
+                        {"reason": "stopped", "peak": occ.peak},
                     )
                 )
         self._loiter.clear()

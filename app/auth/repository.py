@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,13 +23,13 @@ class ApiKeyRepository:
         await self.session.flush()
         return row, key
 
-    async def list(self) -> list[ApiKey]:
+    async def list(self) -> Sequence[ApiKey]:
         return list((await self.session.scalars(select(ApiKey).order_by(ApiKey.id))).all())
 
     async def get(self, key_id: int) -> ApiKey | None:
         return await self.session.get(ApiKey, key_id)
 
-    async def find(self, id_or_prefix: str) -> list[ApiKey]:
+    async def find(self, id_or_prefix: str) -> Sequence[ApiKey]:
         """Keys by id (digits) or by the prefix `list` shows (`argus_AbCd`)."""
         if id_or_prefix.isdigit():
             row = await self.get(int(id_or_prefix))

@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, WebSocket
@@ -45,7 +45,7 @@ def inflate(body: bytes, limit: int = MAX_INFLATED) -> bytes:
 class GzipRoute(APIRoute):
     """Reads a `Content-Encoding: gzip` body unpacked (bounded), before FastAPI parses it."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def unpacking(request: Request) -> Response:

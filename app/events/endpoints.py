@@ -15,6 +15,7 @@ from app.events.repository import EventFilter, EventRepository
 from app.events.schemas import EVENT_TYPE_PATTERN, EventAccepted, EventIngest, EventRead
 from app.events.snapshots import load_snapshot
 from app.events.types import NewEvent, utcnow
+from app.kit.openapi import Responses
 from app.kit.repository import InvalidCursor
 from app.kit.responses import page_response, serialised
 from app.kit.schemas import CursorPage, DbId, IsoDateTime
@@ -28,9 +29,11 @@ router = APIRouter(prefix="/api/events", tags=["events"])
 EventId = Annotated[
     str, Path(max_length=64, pattern=r"^[\w-]+$", examples=["3f2c9e0b7d5a4f1e9c8b6a5d4e3f2a1b"])
 ]
-_NOT_FOUND = {404: {"description": "No such event", "content": {"application/json": {}}}}
-_UNAVAILABLE = {503: {"description": "Not stored: the database cannot take writes now; retry later"}}
-_INVALID = {422: {"description": "A parameter is invalid; `field` (or `loc`) names it"}}
+_NOT_FOUND: Responses = {404: {"description": "No such event", "content": {"application/json": {}}}}
+_UNAVAILABLE: Responses = {
+    503: {"description": "Not stored: the database cannot take writes now; retry later"}
+}
+_INVALID: Responses = {422: {"description": "A parameter is invalid; `field` (or `loc`) names it"}}
 
 
 def _utc(v: datetime | None) -> datetime | None:

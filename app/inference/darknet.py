@@ -14,8 +14,10 @@ match its weights is refused with the count of both, never converted into a mode
 
 from __future__ import annotations
 
+import builtins
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +49,7 @@ class Section:
     def float(self, key: str, default: float | None = None) -> float:
         return float(self.get(key, default))
 
-    def ints(self, key: str) -> list[int]:
+    def ints(self, key: str) -> list[builtins.int]:  # `int` here is the method above
         return [int(v) for v in re.split(r"\s*,\s*", self.get(key).strip()) if v]
 
 
@@ -108,7 +110,7 @@ class _Builder:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], stem: str | None = None, **attrs: object) -> str:
+    def op(self, op_type: str, inputs: list[str], stem: str | None = None, **attrs: Any) -> str:
         from onnx import helper
 
         out = self.name(stem or op_type.lower())

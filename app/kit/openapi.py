@@ -27,7 +27,10 @@ DESCRIPTIONS = {
 }
 
 
-NAME_TAKEN: dict[int | str, dict[str, Any]] = {409: {"description": "The name is taken (`field` is `name`)"}}
+Responses = dict[int | str, dict[str, Any]]
+"""The type of a route's `responses=` (status -> OpenAPI response object)."""
+
+NAME_TAKEN: Responses = {409: {"description": "The name is taken (`field` is `name`)"}}
 """`responses=` of routes that create or rename something with a unique name."""
 
 

@@ -237,5 +237,5 @@ def _duration(path: Path) -> float | None:
             if packet.size == 0 or packet.pts is None:
                 continue
             first = packet.pts if first is None else first
-            end = max(end, float((packet.pts - first + packet.duration) * packet.time_base))
+            end = max(end, float((packet.pts - first + (packet.duration or 0)) * packet.time_base))
     return None if first is None else end

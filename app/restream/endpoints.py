@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 from app.deps import ApiKeyDep, RuntimeDep, SessionDep
 from app.errors import NotFound
 from app.kit.db import after_commit
+from app.kit.openapi import Responses
 from app.kit.schemas import DbId
 from app.models import Restream
 from app.restream.repository import RestreamRepository
@@ -16,7 +17,7 @@ from app.restream.restreamer import spec_of
 from app.restream.schemas import RestreamConfig, RestreamRead
 
 router = APIRouter(prefix="/api/cameras", tags=["restream"])
-_NOT_FOUND = {404: {"description": "No such camera, or it has no restream"}}
+_NOT_FOUND: Responses = {404: {"description": "No such camera, or it has no restream"}}
 
 
 @router.get("/{camera_id}/restream", summary="The camera's restream and its state", responses=_NOT_FOUND)

@@ -11,6 +11,7 @@ from app.kit.schemas import Schema
 from app.kit.urls import check_network_url
 
 Overlay = Literal["boxes", "zones", "timestamp", "score"]
+OVERLAYS: tuple[Overlay, ...] = ("boxes", "zones", "timestamp", "score")
 SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps")
 
 
@@ -32,7 +33,7 @@ class RestreamConfig(Schema):
         5.0, ge=1, le=10, description="frames per second published (at most the live view's 10)"
     )
     width: int = Field(640, ge=160, le=1920, description="published width; the height keeps the aspect ratio")
-    overlays: list[Overlay] = Field(default_factory=lambda: ["boxes", "zones", "timestamp", "score"])
+    overlays: list[Overlay] = Field(default_factory=lambda: list(OVERLAYS))
     enabled: bool = True
 
     @field_validator("url")
