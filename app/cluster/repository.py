@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, tuple_, update
+from sqlalchemy import and_, case, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 from app.cluster.assignment import CameraView, LeaseView, NodeView, Snapshot
@@ -42,6 +42,13 @@ class ClusterRepository(RepositoryBase[CameraLease]):
             update(Node).where(Node.name == name).values(heartbeat_at=func.now() - timedelta(seconds=ttl_s))
         )
 
+    async def forget_nodes(self, older_than_s: float) -> int:
+        """Delete the nodes whose last heartbeat is older than that (long gone; a node down for a
+        while is still listed). Their lease rows simply stay free or expired."""
+        stmt = delete(Node).where(Node.heartbeat_at < func.now() - timedelta(seconds=older_than_s))
+        result = await self.session.execute(stmt)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def ensure_leases(self) -> None:
         """A free lease row for every camera that has none yet (cameras made on any node)."""
         missing = select(Camera.id, func.now() - timedelta(seconds=1)).where(
@@ -54,12 +61,21 @@ class ClusterRepository(RepositoryBase[CameraLease]):
         """The cameras whose lease is still mine with the token I hold, extended by the TTL."""
         if not held:
             return set()
+        mine = and_(
+            CameraLease.node == node,
+            tuple_(CameraLease.camera_id, CameraLease.token).in_(sorted(held.items())),
+        )
+        # rows locked in camera_id order first, as the event writes' FOR SHARE check takes them: the
+        # two can wait on each other but never deadlock
+        locked = await self.session.execute(
+            select(CameraLease.camera_id).where(mine).order_by(CameraLease.camera_id).with_for_update()
+        )
+        ids = list(locked.scalars())
+        if not ids:
+            return set()
         stmt = (
             update(CameraLease)
-            .where(
-                CameraLease.node == node,
-                tuple_(CameraLease.camera_id, CameraLease.token).in_(list(held.items())),
-            )
+            .where(CameraLease.camera_id.in_(ids), mine)
             .values(expires_at=func.now() + timedelta(seconds=ttl_s))
             .returning(CameraLease.camera_id)
         )
@@ -92,7 +108,8 @@ class ClusterRepository(RepositoryBase[CameraLease]):
         )
         return (await self.session.execute(stmt)).scalar_one_or_none() is not None
 
-    async def request_move(self, camera_id: int, to_node: str) -> None:
+    async def request_move(self, camera_id: int, to_node: str | None) -> None:
+        """Ask the owner to hand the camera to `to_node`; None clears an earlier request."""
         await self.session.execute(
             update(CameraLease).where(CameraLease.camera_id == camera_id).values(move_to=to_node)
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -76,12 +76,7 @@ class EventRepository(RepositoryBase[Event]):
         fenced = {r["camera_id"] for r in rows if r.get("fence") is not None}
         if not fenced:
             return rows
-        found = await self.session.execute(
-            select(CameraLease.camera_id, CameraLease.token)
-            .where(CameraLease.camera_id.in_(fenced))
-            .with_for_update(read=True)
-        )
-        tokens = {cid: token for cid, token in found.all()}
+        tokens = await self.lease_tokens(fenced)
         kept = [r for r in rows if r.get("fence") is None or tokens.get(r["camera_id"]) == r["fence"]]
         if len(kept) < len(rows):
             stale = [r for r in rows if r not in kept]
@@ -92,6 +87,17 @@ class EventRepository(RepositoryBase[Event]):
                 sorted({r["camera_id"] for r in stale}),
             )
         return kept
+
+    async def lease_tokens(self, camera_ids: Collection[int]) -> dict[int, int]:
+        """The cameras' current lease tokens, their rows held FOR SHARE until this transaction ends (no
+        node acquires one of them between a write's check and its commit)."""
+        found = await self.session.execute(
+            select(CameraLease.camera_id, CameraLease.token)
+            .where(CameraLease.camera_id.in_(sorted(camera_ids)))
+            .order_by(CameraLease.camera_id)  # the order renew locks them in: no deadlock between the two
+            .with_for_update(read=True)
+        )
+        return {cid: token for cid, token in found.all()}
 
     async def insert_missing(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert the rows whose id is not stored yet; a stored row is left as it is (the logger's
