@@ -35,8 +35,8 @@ async def move_camera(session: AsyncSession, camera_id: int, to_node: str, ttl_s
     if camera.pinned_node not in (None, to_node):
         raise Conflict(f"camera {camera_id} is pinned to node {camera.pinned_node!r}: unpin it first")
     owner = snap.owner(camera_id)
-    if owner != to_node:
-        await repo.request_move(camera_id, to_node)
+    # always written: a move back to the owner clears an earlier request that was not carried out yet
+    await repo.request_move(camera_id, to_node if owner != to_node else None)
     return CameraMoved(camera_id=camera_id, node=to_node, from_node=owner)
 
 

@@ -13,7 +13,7 @@ from app.errors import Conflict, Invalid, NotFound
 from app.events.logger import AsyncEventLogger
 from app.events.types import NewEvent, Phase, Severity
 from app.metrics import EVENTS_FENCED
-from app.models import Camera, Event
+from app.models import Camera, CameraLease, Event
 from tests.support.cluster_nodes import TTL_S, Cluster, ClusterNode, until
 from tests.support.rtsp import RtspServer
 
@@ -81,6 +81,23 @@ class TestMove:
         assert (moved.node, moved.from_node) == (other.name, owner.name)
         await until(lambda: cid in other.running() and cid not in owner.running(), 20, "moved")
         assert other.manager.status(cid).node == other.name
+        assert cluster.overlaps == []
+
+    async def test_a_move_back_to_the_owner_clears_the_earlier_request(
+        self, cluster: Cluster, cameras_rtsp: RtspServer
+    ) -> None:
+        # given: a move asked, then (before the owner's next tick) a move back to the owner
+        cid, owner, other = await two_members_one_camera(cluster, cameras_rtsp)
+        async with owner.sessionmaker.begin() as session:
+            await move_camera(session, cid, other.name, TTL_S)
+            moved = await move_camera(session, cid, owner.name, TTL_S)
+        assert (moved.node, moved.from_node) == (owner.name, owner.name)
+        # then: no move is left pending, and the camera stays where it is
+        async with owner.sessionmaker() as session:
+            lease = await session.get(CameraLease, cid)
+            assert lease is not None and lease.move_to is None
+        await owner.ticks(3)
+        assert cid in owner.running() and cid not in other.running()
         assert cluster.overlaps == []
 
     async def test_move_refuses_unknown_cameras_and_nodes(
