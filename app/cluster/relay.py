@@ -1,13 +1,16 @@
 """LiveRelay: a viewer on any node watches any camera, encoded once by the node that runs it.
 
-Demand: a node whose local viewers watch a camera it does not run keeps `demand:<camera>:<node>` set
-with a short TTL (refreshed every `refresh_s`, deleted when its last viewer leaves; a dead node's key
-simply expires). Supply: every `refresh_s` each node scans the demand keys once; for the demanded
-cameras it runs, the hub encodes once per tick as for a local viewer and each JPEG message is
-PUBLISHed on `live:<camera>` (latest wins while a publish is in flight). Relay: the demanding node
-SUBSCRIBEs to that channel and hands each message to its hub, which serves local viewers with the
-same one-slot-per-client rule as local frames. A node without viewers for a camera neither
-subscribes nor receives anything for it, and nothing is published for a camera nobody demands.
+Demand: one ZSET per cluster prefix, `demand`, member `<camera>:<node>` scored with its expiry (Redis
+TIME, epoch ms) and its fps in the `demand:fps` hash beside it. A node whose local viewers watch a
+camera it does not run re-adds its member every `refresh_s` (ZADD with a short TTL ahead; ZREM when
+its last viewer leaves; a dead node's member is trimmed by ZREMRANGEBYSCORE once expired). Supply: the
+same one-round-trip script returns the live members (ZRANGEBYSCORE now..+inf), so a node reads every
+node's demand from one key (no SCAN of the keyspace); for the demanded cameras it runs, the hub
+encodes once per tick as for a local viewer and each JPEG message is PUBLISHed on `live:<camera>`
+(latest wins while a publish is in flight). Relay: the demanding node SUBSCRIBEs to that channel and
+hands each message to its hub, which serves local viewers with the same one-slot-per-client rule as
+local frames. A node without viewers for a camera neither subscribes nor receives anything for it,
+and nothing is published for a camera nobody demands.
 
 Ownership moves (failover, rebalance) are picked up on the next refresh: `is_local` is asked again
 for every watched camera, so a viewer switches from relayed frames to local ones and back.
@@ -29,6 +32,38 @@ from app.kit.tasks import cancel_and_wait, spawn
 from app.live.hub import LiveHub
 
 log = logging.getLogger("argus.cluster.relay")
+# KEYS: demand zset, fps hash. ARGV: ttl ms, count of members to add, (member, fps) pairs, then
+# members to remove. Trims expired members, refreshes this node's, returns the live ones' (member, fps).
+_DEMAND = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  redis.call('HDEL', KEYS[2], member)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local ttl = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+for i = 0, n - 1 do
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[3 + 2 * i])
+  redis.call('HSET', KEYS[2], ARGV[3 + 2 * i], ARGV[4 + 2 * i])
+end
+for i = 3 + 2 * n, #ARGV do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('HDEL', KEYS[2], ARGV[i])
+end
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #last == 0 then
+  return {}
+end
+redis.call('PEXPIREAT', KEYS[1], last[2])  -- the keys go once nobody refreshes any more
+redis.call('PEXPIREAT', KEYS[2], last[2])
+local out = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
+  out[#out + 1] = member
+  out[#out + 1] = redis.call('HGET', KEYS[2], member) or '0'
+end
+return out
+"""
 
 
 class LiveRelay:
@@ -63,6 +98,7 @@ class LiveRelay:
         self.published_bytes = 0
         self.received = 0
         self.last_error: str | None = None
+        self._demand = redis.register_script(_DEMAND)
 
     async def __aenter__(self) -> Self:
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
@@ -80,9 +116,12 @@ class LiveRelay:
             self.hub.remote = None
         for task in self._tasks:
             await cancel_and_wait(task)
-        with contextlib.suppress(Exception):  # best effort: the keys expire anyway
+        with contextlib.suppress(Exception):  # best effort: the members expire anyway
             if self._pulling:
-                await self._redis.delete(*[self.keys.demand(c, self.node) for c in self._pulling])
+                members = [self.keys.demand_member(c, self.node) for c in self._pulling]
+                async with asyncio.timeout(2.0):
+                    await self._redis.zrem(self.keys.demand, *members)
+                    await self._redis.hdel(self.keys.demand_fps, *members)
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()
@@ -120,16 +159,15 @@ class LiveRelay:
                 await asyncio.wait_for(self._kick.wait(), self._refresh_s)
 
     async def refresh(self) -> None:
-        """Renew this node's demand keys and channel subscriptions; read every node's demand once."""
+        """Renew this node's demand and channel subscriptions; read every node's demand once."""
         assert self._pubsub is not None
         wanted = {c: fps for c, fps in self._local.items() if not self._is_local(c)}
-        pipe = self._redis.pipeline(transaction=False)
-        for camera_id, fps in wanted.items():
-            pipe.set(self.keys.demand(camera_id, self.node), f"{fps:g}", px=self._ttl_ms)
         dropped = self._pulling - wanted.keys()
-        for camera_id in dropped:
-            pipe.delete(self.keys.demand(camera_id, self.node))
-        await pipe.execute()
+        args: list[str | int] = [self._ttl_ms, len(wanted)]
+        for camera_id, fps in wanted.items():
+            args += [self.keys.demand_member(camera_id, self.node), f"{fps:g}"]
+        args += [self.keys.demand_member(c, self.node) for c in dropped]
+        live = await self._demand(keys=[self.keys.demand, self.keys.demand_fps], args=args)
         added = wanted.keys() - self._pulling
         if added:
             await self._pubsub.subscribe(*[self.keys.live(c) for c in added])
@@ -138,21 +176,15 @@ class LiveRelay:
         self._pulling = set(wanted)
         if self._pulling:
             self._subscribed.set()
-        await self._read_demand()
+        self._serve(live)
 
-    async def _read_demand(self) -> None:
-        found: list[tuple[int, bytes]] = []
-        async for raw in self._redis.scan_iter(match=self.keys.demand_pattern, count=1000):
-            key = raw.decode() if isinstance(raw, bytes) else raw
-            parsed = self.keys.parse_demand(key)
-            if parsed is not None and parsed[1] != self.node and self._is_local(parsed[0]):
-                found.append((parsed[0], raw))
+    def _serve(self, live: list[bytes]) -> None:
+        """Encode for the cameras this node runs that other nodes demand (flat member, fps list)."""
         demanded: dict[int, float] = {}
-        if found:
-            values = await self._redis.mget([raw for _, raw in found])
-            for (camera_id, _), value in zip(found, values, strict=True):
-                if value is not None:  # expired between SCAN and MGET
-                    demanded[camera_id] = max(demanded.get(camera_id, 0.0), _fps(value))
+        for raw, value in zip(live[::2], live[1::2], strict=True):
+            parsed = self.keys.parse_demand(raw.decode() if isinstance(raw, bytes) else raw)
+            if parsed is not None and parsed[1] != self.node and self._is_local(parsed[0]):
+                demanded[parsed[0]] = max(demanded.get(parsed[0], 0.0), _fps(value))
         for camera_id in self._pushing.keys() - demanded.keys():
             self.hub.set_remote_demand(camera_id, 0)
             self._outgoing.pop(camera_id, None)

@@ -83,8 +83,8 @@ async def test_a_viewer_on_one_node_watches_a_camera_another_node_runs(redis: Re
             assert c.relay.received == 0 and c.relay.stats()["watching_remote"] == []
 
             b.hub.disconnect(viewer)
-            await eventually(lambda: a.hub.demand(CAMERA) == 0, 5)  # demand key deleted: A stops encoding
-            assert await redis.exists(keys.demand(CAMERA, "b")) == 0
+            await eventually(lambda: a.hub.demand(CAMERA) == 0, 5)  # demand removed: A stops encoding
+            assert await redis.zscore(keys.demand, keys.demand_member(CAMERA, "b")) is None
             published = a.relay.published
             await asyncio.sleep(0.6)
             assert a.relay.published == published
@@ -119,6 +119,9 @@ async def test_a_camera_that_moves_to_the_viewers_node_is_served_locally(redis: 
 
 async def test_a_dead_viewer_node_s_demand_expires(redis: Redis, keys: Keys) -> None:
     async with node(redis, keys, "a", lambda c: c == CAMERA) as a:
-        await redis.set(keys.demand(CAMERA, "gone"), "5", px=600)  # a node killed while watching
+        seconds, micros = await redis.time()  # a node killed while watching: its member expires in 600 ms
+        member = keys.demand_member(CAMERA, "gone")
+        await redis.zadd(keys.demand, {member: seconds * 1000 + micros // 1000 + 600})
+        await redis.hset(keys.demand_fps, member, "5")
         await eventually(lambda: a.hub.demand(CAMERA) == 5, 5)
         await eventually(lambda: a.hub.demand(CAMERA) == 0, 5)
