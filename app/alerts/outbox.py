@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, insert, or_, select, union_all, update
+from sqlalchemy import Select, Table, and_, case, func, insert, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.alerts.digest import new_digest_id
@@ -57,7 +57,9 @@ class OutboxRepository(RepositoryBase[Alert]):
         """One executemany INSERT (Core): no ORM objects built only to be flushed and thrown away."""
         values = list(rows)
         if values:
-            await self.session.execute(insert(Alert.__table__), values)
+            table = Alert.__table__
+            assert isinstance(table, Table)  # the model's own table (SQLAlchemy types it as any FromClause)
+            await self.session.execute(insert(table), values)
 
     async def add_suppressed(self, counts: dict[str, int]) -> None:
         for alert_id, n in counts.items():

@@ -28,6 +28,7 @@ from typing import Any, Self
 import httpx
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -94,7 +95,10 @@ class VlmJobQueue:
             return None
         image_key = self.keys.vlm_image(event.id)
         await self._redis.set(image_key, image, ex=IMAGE_TTL_S)
-        job = {"event": json.dumps(event.to_json(), default=str), "image_key": image_key}
+        job: dict[FieldT, EncodableT] = {
+            "event": json.dumps(event.to_json(), default=str),
+            "image_key": image_key,
+        }
         entry = await self._redis.xadd(self.keys.vlm_stream, job, maxlen=STREAM_MAXLEN, approximate=True)
         self.outcomes["queued"] += 1
         return entry.decode() if isinstance(entry, bytes) else str(entry)
@@ -165,9 +169,11 @@ class VlmWorker:
         if entries:
             log.info("vlm worker %s reclaimed %d job(s) of a stopped worker", self.name, len(entries))
         else:
-            for _, got in await self._redis.xreadgroup(
+            reply = await self._redis.xreadgroup(
                 GROUP, self.name, {stream: ">"}, count=1, block=self._block_ms
-            ):
+            )
+            assert isinstance(reply, list)  # RESP2 (this client's protocol): [[stream, [(id, fields)]]]
+            for _, got in reply:
                 entries.extend(got)
         for entry_id, fields in entries:
             if fields:  # None: trimmed from the stream meanwhile
@@ -191,7 +197,7 @@ class VlmWorker:
         if await self._described(event.id):
             return "already_described"
         image = await self._redis.get(image_key)
-        if image is None:
+        if not isinstance(image, bytes):  # None: expired (str never: this client does not decode)
             return "no_snapshot"
         assert self._client is not None
         started = time.perf_counter()

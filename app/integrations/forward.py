@@ -83,7 +83,7 @@ class WebSocketTransport:
             raise ConnectionError(f"acknowledgement for frame {reply.get('frame')}, not {frame}")
         if reply.get("type") == "nack":
             raise ForwardRejected(str(reply.get("error"))[:ERROR_MAX])
-        return reply  # type: ignore[no-any-return]
+        return reply
 
 
 class HttpTransport:
@@ -99,7 +99,7 @@ class HttpTransport:
         if response.status_code == 422:
             raise ForwardRejected(response.text[:ERROR_MAX])
         response.raise_for_status()
-        return response.json()  # type: ignore[no-any-return]
+        return response.json()
 
 
 class EdgeForwarder:
