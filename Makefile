@@ -46,6 +46,7 @@ system-deps:  ## the real RTSP server (GStreamer), headless Chromium and the MQT
 
 test: system-deps venv-dev  ## the whole suite (CI=true turns missing services into failures)
 	$(BIN)/ruff check app tests bench
+	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider --durations=15
 
 test-fast: venv-dev
@@ -53,6 +54,7 @@ test-fast: venv-dev
 
 lint: venv-dev
 	$(BIN)/ruff check app tests bench
+	$(BIN)/mypy
 	$(BIN)/ruff format --check app tests bench
 
 bench: venv-dev
@@ -60,4 +62,4 @@ bench: venv-dev
 	$(BIN)/python bench/alerts.py && $(BIN)/python bench/live.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache
