@@ -46,6 +46,7 @@ system-deps:  ## the real RTSP server (GStreamer), headless Chromium and the MQT
 
 test: system-deps venv-dev  ## the whole suite (CI=true turns missing services into failures)
 	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider --durations=15
 
