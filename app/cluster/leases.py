@@ -55,9 +55,13 @@ class LeaseBook:
             if (held := self._held.get(cid)) is not None:
                 held.renewed_at = sent_at
 
-    def drop(self, camera_id: int) -> int | None:
-        held = self._held.pop(camera_id, None)
-        return held.token if held is not None else None
+    def drop(self, camera_id: int, token: int | None = None) -> int | None:
+        """Forget the lease (only if it still has `token`, when given); its token, or None."""
+        held = self._held.get(camera_id)
+        if held is None or (token is not None and held.token != token):
+            return None
+        del self._held[camera_id]
+        return held.token
 
     def expiring(self) -> list[int]:
         """Held leases that may expire before the next renew could land: stop their cameras now."""
@@ -81,11 +85,12 @@ class Leases:
             self.book.add(camera_id, token, sent)
         return token
 
-    async def renew(self, repo: ClusterRepository) -> tuple[set[int], set[int]]:
-        """(renewed, lost) inside the caller's transaction; the caller marks them renewed on commit."""
+    async def renew(self, repo: ClusterRepository) -> tuple[set[int], dict[int, int]]:
+        """(renewed, lost: id -> the token sent) inside the caller's transaction; the caller marks them
+        renewed on commit."""
         tokens = self.book.tokens()
         renewed = await repo.renew(self.node, tokens, self.book.ttl_s)
-        return renewed, set(tokens) - renewed
+        return renewed, {cid: token for cid, token in tokens.items() if cid not in renewed}
 
     async def release(self, camera_id: int, token: int) -> bool:
         async with self._sessionmaker.begin() as session:

@@ -1,0 +1,72 @@
+"""The member's loops on a real PostgreSQL: renews keep their period while the tick is stuck on the
+database, and long-dead nodes leave the nodes table."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from sqlalchemy import select
+
+from app.models import Node
+from tests.support.cluster_nodes import TTL_S, Cluster, until
+from tests.support.rtsp import RtspServer
+from tests.support.services import asyncpg_dsn
+
+pytestmark = [pytest.mark.postgres, pytest.mark.rtsp]
+
+
+class TestRenewPeriod:
+    async def test_a_tick_stuck_on_the_database_never_costs_the_node_its_cameras(
+        self, cluster: Cluster, cameras_rtsp: RtspServer, cluster_db_url: str
+    ) -> None:
+        # given: a runs two cameras
+        a = await cluster.start("a")
+        ids = await cluster.add_cameras([cameras_rtsp.url(m) for m in (1, 2)])
+        await until(lambda: a.running() == set(ids), 20, "a runs both")
+        tokens = await cluster.leases()
+        ticks = a.member.ticks
+        # when: the cameras table is locked for three TTLs (every tick hangs on it; renews do not)
+        conn = await asyncpg.connect(asyncpg_dsn(cluster_db_url))
+        try:
+            async with conn.transaction():
+                await conn.execute("LOCK TABLE cameras IN ACCESS EXCLUSIVE MODE")
+                loop = asyncio.get_running_loop()
+                until_at = loop.time() + 3 * TTL_S
+                while loop.time() < until_at:
+                    # then: the cameras keep running here all along (no self-fencing)
+                    assert a.running() == set(ids)
+                    await asyncio.sleep(0.1)
+        finally:
+            await conn.close()
+        # and the ticks resume once the lock is gone, with the same leases
+        await a.ticks(2)
+        assert a.member.ticks > ticks
+        assert await cluster.leases() == tokens
+        assert a.running() == set(ids)
+        assert cluster.overlaps == []
+
+
+class TestForgottenNodes:
+    async def test_nodes_dead_for_long_are_deleted_and_recently_down_ones_stay(
+        self, cluster: Cluster, cluster_db_url: str
+    ) -> None:
+        # given: a node gone for two hours and one down for ten minutes
+        conn = await asyncpg.connect(asyncpg_dsn(cluster_db_url))
+        try:
+            for name, age in (("gone", "2 hours"), ("down", "10 minutes")):
+                await conn.execute(
+                    "INSERT INTO nodes (name, capacity, started_at, heartbeat_at, load)"
+                    f" VALUES ($1, 1.0, now() - interval '{age}', now() - interval '{age}', '{{}}')",
+                    name,
+                )
+        finally:
+            await conn.close()
+        # when
+        a = await cluster.start("a")
+        await a.ticks(1)
+        # then
+        async with a.sessionmaker() as session:
+            names = set((await session.execute(select(Node.name))).scalars())
+        assert names == {"a", "down"}
