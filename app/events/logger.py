@@ -365,7 +365,7 @@ class AsyncEventLogger:
 
     def _write_spill(self, events: list[NewEvent]) -> Path:
         """Blocking (runs in a thread); atomic by rename so a replay never reads half a file."""
-        return self._spills.write("events", (e.to_json() for e in events))
+        return self._spills.write("events", (e.to_record() for e in events))
 
     def _spill_sync(self, events: list[NewEvent]) -> None:
         self._write_spill(events)
@@ -381,7 +381,7 @@ class AsyncEventLogger:
         self._spill_sync([event])
 
     async def _reject(self, bad: list[tuple[NewEvent, Exception]]) -> None:
-        records = [{**e.to_json(), "error": str(exc)[:500]} for e, exc in bad]
+        records = [{**e.to_record(), "error": str(exc)[:500]} for e, exc in bad]
         path = await self._spills.write_async("rejected", records)
         self.rejected += len(bad)
         log.error("%d events rejected by the database, kept in %s", len(bad), path)

@@ -64,14 +64,19 @@ class NewEvent:
 
     def to_json(self) -> dict[str, Any]:
         row = self.to_row()
-        del row["fence"]  # internal to the cluster: never in payloads (a spilled event is replayed unfenced)
+        del row["fence"]  # internal to the cluster: never in payloads (to_record() keeps it for spill files)
         row["started_at"] = self.started_at.isoformat()
         row["ended_at"] = self.ended_at.isoformat() if self.ended_at else None
         row["phase"] = str(self.phase)
         return row
 
+    def to_record(self) -> dict[str, Any]:
+        """to_json() plus the fencing token: the internal form (spill files), so a replay is still checked."""
+        return {**self.to_json(), "fence": self.fence}
+
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Self:
+        """From to_json() or to_record(); a payload has no token (unfenced)."""
         return cls(
             id=d["id"],
             camera_id=d.get("camera_id"),
@@ -85,6 +90,7 @@ class NewEvent:
             source=d.get("source", "pipeline"),
             data=d.get("data") or {},
             phase=Phase(d.get("phase", "open")),
+            fence=d.get("fence"),
         )
 
 

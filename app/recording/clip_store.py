@@ -3,6 +3,7 @@ relative path and the number of parts. Crash repair at start; deletion with the 
 
 The row's clip columns are written only here, by direct UPDATEs of a stored row: the event logger's
 upsert lists the columns it replaces and these are not among them, so neither side undoes the other.
+In cluster mode a clip carries its camera's lease token and a stale one is refused (set_clips).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.events.repository import EventRepository
+from app.metrics import EVENTS_FENCED
 from app.recording.fmp4 import repair
 from app.recording.part_writer import WRITING
 
@@ -55,12 +57,35 @@ class ClipRepository:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
 
-    async def set_clips(self, clips: Mapping[str, tuple[str | None, int]]) -> set[str]:
-        """Set (path, parts) on each stored event; returns the ids that have no row (yet)."""
+    async def set_clips(
+        self,
+        clips: Mapping[str, tuple[str | None, int]],
+        fences: Mapping[str, tuple[int, int]] | None = None,
+    ) -> set[str]:
+        """Set (path, parts) on each stored event; returns the ids that have no row (yet).
+
+        `fences`: event id -> (camera id, lease token) of the node that recorded it (cluster mode). A clip
+        whose camera's lease has moved on since is not linked (a former owner's late write, the rule
+        EventRepository.upsert_many applies to events); it is neither missing nor retried. Single node: none.
+        """
         missing: set[str] = set()
+        fences = fences or {}
         async with self._sessionmaker() as session, session.begin():
             repo = EventRepository(session)
+            fenced = [i for i in clips if i in fences]
+            tokens = await repo.lease_tokens({fences[i][0] for i in fenced}) if fenced else {}
+            stale = sorted(i for i in fenced if tokens.get(fences[i][0]) != fences[i][1])
+            refused = set(stale)
+            if stale:
+                EVENTS_FENCED.inc(len(stale))
+                log.warning(
+                    "%d clip link(s) refused: stale camera lease token (cameras %s: a former owner)",
+                    len(stale),
+                    sorted({fences[i][0] for i in stale}),
+                )
             for event_id, (path, parts) in clips.items():
+                if event_id in refused:
+                    continue
                 if not await repo.set_clip(event_id, path, parts):
                     missing.add(event_id)
         return missing

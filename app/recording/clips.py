@@ -203,6 +203,7 @@ class ClipRecorder:
         self._may_write = may_write  # the disk floor (retention): no new clip while it is not met
         self._active: dict[str, ClipWriter] = {}
         self._pending: dict[str, tuple[str | None, int, float]] = {}  # event id -> (path, parts, since)
+        self._fences: dict[str, tuple[int, int]] = {}  # event id -> (camera id, lease token): cluster mode
         self._wake = asyncio.Event()
         self._rows = asyncio.Lock()  # row writes and a camera's unlinking never interleave
         self._task: asyncio.Task[None] | None = None
@@ -278,6 +279,8 @@ class ClipRecorder:
             idle_timeout_s=self._idle_timeout_s,
         )
         self._active[event.id] = writer
+        if event.fence is not None:  # its row link is refused once the camera's lease moves on
+            self._fences[event.id] = (event.camera_id, event.fence)
         self.started += 1
         writer.start()
         return writer
@@ -326,7 +329,8 @@ class ClipRecorder:
             return
         batch, self._pending = self._pending, {}
         try:
-            missing = await self._repo.set_clips({k: (v[0], v[1]) for k, v in batch.items()})
+            fences = {k: self._fences[k] for k in batch if k in self._fences}
+            missing = await self._repo.set_clips({k: (v[0], v[1]) for k, v in batch.items()}, fences)
         except Exception as exc:
             log.warning("clip paths not stored yet (%s); retrying", exc)
             missing = set(batch)
@@ -337,6 +341,9 @@ class ClipRecorder:
                 log.warning("event %s: no row to link its clip to; the next start links it", event_id)
                 continue
             self._pending.setdefault(event_id, (path, parts, since))
+        for event_id in batch:
+            if event_id not in self._pending and event_id not in self._active:
+                self._fences.pop(event_id, None)
 
     # -- reads and deletes ---------------------------------------------------------------------------
 
@@ -359,6 +366,7 @@ class ClipRecorder:
         async with self._rows:
             for writer in writers:
                 self._pending.pop(writer.event_id, None)
+                self._fences.pop(writer.event_id, None)
             await asyncio.to_thread(clip_store.delete_camera_files, self.data_dir, camera_id)
             await self._repo.clear_camera(camera_id)
 
@@ -370,6 +378,7 @@ class ClipRecorder:
             if writer.thread is not None:
                 await asyncio.to_thread(writer.thread.join)
         self._pending.pop(event_id, None)
+        self._fences.pop(event_id, None)
         if camera_id is not None:
             await asyncio.to_thread(clip_store.delete_event_files, self.data_dir, camera_id, event_id)
 
