@@ -22,8 +22,9 @@ from app.auth.keys import KeyVerifier
 from app.cameras.integration import camera_lister, camera_switch
 from app.cameras.manager import MultiCameraManager
 from app.cameras.pipeline import PipelineDeps
+from app.cameras.schemas import CameraStatus
 from app.cluster.member import ClusterMember
-from app.cluster.wiring import enter_redis_parts
+from app.cluster.wiring import RedisParts, enter_redis_parts
 from app.config import Settings
 from app.events.bus import EventBus
 from app.events.ingest import IngestCommitter
@@ -149,14 +150,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
             vlm = await stack.enter_async_context(VlmDescriber.from_settings(settings, bus))
             bus.subscribe("vlm", vlm.consider, direct=True)  # consider() only enqueues, never blocks
         # -- cluster, Redis half: live relay, event fan-out, dedup windows, digest lock, VLM work stream --
+        redis_parts: RedisParts | None = None
         if settings.cluster:
 
             def runs_camera(camera_id: int) -> bool:  # this node holds the camera's lease now
                 return later.manager is not None and later.manager.get(camera_id) is not None
 
-            await enter_redis_parts(
+            def running() -> list[CameraStatus]:  # published for the other nodes' /api/cameras
+                m = later.manager
+                return [] if m is None else [m.status(cid) for cid in m.camera_ids()]
+
+            redis_parts = await enter_redis_parts(
                 stack, settings, bus=bus, hub=hub, event_stream=event_stream,
-                alert_engine=alert_engine, dispatcher=dispatcher, runs_camera=runs_camera,
+                alert_engine=alert_engine, dispatcher=dispatcher, runs_camera=runs_camera, running=running,
             )  # fmt: skip
         # -- mqtt (before the cameras: they stop first, so their last events are published) --
         mqtt: MqttBridge | None = None
@@ -197,9 +203,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         # -- cluster, PostgreSQL half: only the cameras this node leases run here (app/cluster/member.py) --
         member: ClusterMember | None = None
         if settings.cluster:
-            member = await stack.enter_async_context(
-                ClusterMember.from_settings(settings, sessionmaker, manager, event_logger.flush)
-            )
+            joining = ClusterMember.from_settings(settings, sessionmaker, manager, event_logger.flush)
+            if redis_parts is not None:
+                joining.board = redis_parts.board
+                redis_parts.board.on_change = lambda _cid: joining.wake()  # another node changed a camera
+            member = await stack.enter_async_context(joining)
         else:
             await manager.load(sessionmaker)
         # -- restreams (after the cameras and the hub: they stop first) --

@@ -87,7 +87,7 @@ def streaming(cluster: ProcessCluster, names: list[str]) -> set[int]:
         except httpx.HTTPError:
             continue
         if r.status_code == 200:
-            out |= {c["id"] for c in r.json() if c["state"] == "streaming"}
+            out |= {c["id"] for c in r.json() if c["state"] == "streaming" and c.get("node", name) == name}
     return out
 
 

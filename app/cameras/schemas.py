@@ -158,6 +158,7 @@ class CameraRead(Schema):
     created_at: datetime
     updated_at: datetime
     state: str | None = None
+    node: str | None = Field(None, description="the node running it (cluster mode: its lease holder)")
 
     @field_serializer("url")
     def _masked(self, url: str) -> str:

@@ -7,7 +7,7 @@ on a single node none of this is imported.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +15,12 @@ from typing import Any
 from redis.asyncio import Redis
 
 from app.alerts import AlertEngine, WebhookDispatcher
+from app.cameras.schemas import CameraStatus
 from app.cluster.dedup import DigestLock, RedisDedup
 from app.cluster.fanout import EventFanout
 from app.cluster.keys import Keys, connect
 from app.cluster.relay import LiveRelay
+from app.cluster.status import StatusBoard
 from app.cluster.vlm_jobs import VlmJobQueue
 from app.config import Settings
 from app.events.bus import EventBus
@@ -40,6 +42,7 @@ class RedisParts:
     dedup: RedisDedup
     digests: DigestLock
     vlm_jobs: VlmJobQueue | None
+    board: StatusBoard
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -60,11 +63,14 @@ async def enter_redis_parts(
     alert_engine: AlertEngine,
     dispatcher: WebhookDispatcher,
     runs_camera: Callable[[int], bool],
+    running: Callable[[], Iterable[CameraStatus]] = list,
     keys: Keys | None = None,
 ) -> RedisParts:
     """Build and attach every Redis part; each stops (reverse order) when `stack` closes.
 
     `runs_camera(id)`: whether this node runs the camera now (its lease), asked on every relay refresh.
+    `running()`: the statuses of the cameras this node runs, published every second for the other nodes'
+    /api/cameras (the member's `board`, set by the lifespan, reads them and carries camera-change signals).
     In cluster mode the lifespan skips the in-process VLM describer: events go to the work stream.
     """
     keys = keys or Keys(settings.redis_prefix)
@@ -99,4 +105,7 @@ async def enter_redis_parts(
         describer = VlmDescriber.from_settings(settings, bus)  # its selection rule and snapshot reader
         vlm_jobs = await stack.enter_async_context(VlmJobQueue(redis, describer, keys=keys))
         bus.subscribe("vlm", vlm_jobs.consider, direct=True)  # consider() only enqueues, never blocks
-    return RedisParts(redis, fanout, relay, dedup, digests, vlm_jobs)
+    board = await stack.enter_async_context(
+        StatusBoard(redis, node, running, ttl_s=2 * settings.lease_ttl_s / 3, keys=keys)
+    )
+    return RedisParts(redis, fanout, relay, dedup, digests, vlm_jobs, board)

@@ -155,7 +155,8 @@ class ProcessCluster:
             return None
         if r.status_code != 200:
             return None
-        return {c["id"] for c in r.json() if c.get("state") in RUNNING}
+        # the list shows every camera as its owner reports it: this node's are those naming it
+        return {c["id"] for c in r.json() if c.get("state") in RUNNING and c.get("node", name) == name}
 
     def health(self, name: str) -> dict[str, Any] | None:
         """/api/health (public, answers without the database): its camera summary says what runs."""
@@ -212,7 +213,11 @@ class Sampler:
                     except httpx.HTTPError:
                         continue
                     if r.status_code == 200:
-                        states = {c["id"]: c.get("state") or "stopped" for c in r.json()}
+                        # its own cameras' states: the list shows every camera, another node's as stopped
+                        listed = r.json()
+                        own = {c["id"] for c in listed if c.get("node", node.name) == node.name}
+                        states = {c["id"]: "stopped" for c in listed}
+                        states.update({c["id"]: c["state"] or "stopped" for c in listed if c["id"] in own})
                         with self._lock:
                             self.samples.append(Sample(time.monotonic(), node.name, states))
                 self._stop.wait(self.interval)
