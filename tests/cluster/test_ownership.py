@@ -37,7 +37,7 @@ async def stored(node: ClusterNode, event_id: str) -> Event | None:
 
 
 class TestFencing:
-    async def test_a_former_owners_late_writes_are_refused(
+    async def test_a_former_owners_late_writes_are_refused_but_its_open_events_close(
         self, cluster: Cluster, cameras_rtsp: RtspServer, tmp_path: Path
     ) -> None:
         # given: the owner's logger writes an event with the camera's token
@@ -58,11 +58,15 @@ class TestFencing:
             refused_before = EVENTS_FENCED._value.get()
             late = NewEvent(cid, "anomaly", Severity.high, datetime.now(UTC), fence=old)
             logger.log(late)
+            never_stored = NewEvent(cid, "anomaly", Severity.high, datetime.now(UTC), fence=old)
+            logger.log(never_stored.evolve(phase=Phase.close, ended_at=datetime.now(UTC)))
             logger.log(opened.evolve(phase=Phase.close, ended_at=datetime.now(UTC)))
             await logger.flush()
-            # then: neither the new event nor the close is stored; the new owner's token is accepted
+            # then: no new event is stored (open or closed), but the event it left open is closed (its
+            # pipeline's stop: never open forever); the new owner's token is accepted
             assert await stored(owner, late.id) is None
-            assert (row := await stored(owner, opened.id)) is not None and row.ended_at is None
+            assert await stored(owner, never_stored.id) is None
+            assert (row := await stored(owner, opened.id)) is not None and row.ended_at is not None
             assert EVENTS_FENCED._value.get() == refused_before + 2
             current = NewEvent(cid, "anomaly", Severity.high, datetime.now(UTC), fence=new)
             logger.log(current)
