@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from app.alerts.dispatcher import WebhookDispatcher
 from app.alerts.engine import AlertEngine
 from app.cluster.dedup import DigestLock, RedisDedup
-from app.cluster.keys import Keys
+from app.cluster.keys import Keys, connect
 from app.models import AlertStatus
 from tests.alerts.conftest import (
     FAST,
@@ -26,6 +26,7 @@ from tests.alerts.conftest import (
     migrated,
 )
 from tests.alerts.test_dispatcher import raise_events, wait_status
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import eventually
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -116,3 +117,37 @@ async def test_a_gated_dispatcher_leaves_the_digest_to_the_lock_holder(
         holder.set()
         await wait_status(db, AlertStatus.delivered, 2)
     assert [r.json["type"] for r in receiver.received] == ["alert", "digest"]
+
+
+async def test_a_hung_redis_never_stops_alerts(
+    db: Sessionmaker, receiver: WebhookReceiver, keys: Keys
+) -> None:
+    """Redis stops answering without closing its connections (a blackhole proxy): the dedup windows and
+    the digest gate give up after their timeout, the node decides locally and the webhook still goes out."""
+    await add_rule(db, [await add_webhook(db, receiver)])
+    proxy = await TcpProxy.start(6379)
+    hung = connect(f"redis://127.0.0.1:{proxy.port}/0")
+    try:
+        dedup = RedisDedup(hung, keys=keys, timeout_s=1.0)
+        lock = DigestLock(hung, "n1", 0.5, keys=keys, timeout_s=1.0)
+        async with (
+            WebhookDispatcher(db, FAST) as dispatcher,
+            AlertEngine(db, digest_interval_s=3600, on_alert=dispatcher.wake) as engine,
+        ):
+            engine.dedup = dedup
+            dispatcher.digest_gate = lock.may_send
+            await raise_events(engine, event(camera_id=1, severity="high"))
+            await wait_status(db, AlertStatus.delivered, 1)
+            assert dedup.fallbacks == 0  # Redis decided while it answered
+
+            await proxy.pause()  # connections stay open, nothing comes back
+            await raise_events(engine, event(camera_id=2, severity="high"))
+            await wait_status(db, AlertStatus.delivered, 2, timeout=20)
+            assert dedup.fallbacks >= 1  # the local window decided
+            await raise_events(engine, event(camera_id=2, severity="high"))  # the local window swallows it
+        rows = await alerts(db)
+        assert len(rows) == 2 and sum(r.suppressed_count for r in rows) == 1
+        assert len(receiver.received) == 2
+    finally:
+        await proxy.aclose()
+        await hung.aclose()

@@ -4,6 +4,8 @@ proxy = await TcpProxy.start(5432)            # listens on a free port of 127.0.
 url = f"postgresql+asyncpg://postgres@127.0.0.1:{proxy.port}/db"
 await proxy.cut()                             # listener closed, every open connection reset
 await proxy.restore()                         # the same port accepts again
+await proxy.pause()                           # a blackhole: connections stay open, no byte passes
+await proxy.resume()                          # held bytes flow again
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._pipes: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     @classmethod
     async def start(cls, target_port: int, target_host: str = "127.0.0.1") -> TcpProxy:
@@ -38,6 +42,14 @@ class TcpProxy:
             self._server = await asyncio.start_server(
                 self._accept, "127.0.0.1", self.port, reuse_address=True
             )
+
+    async def pause(self) -> None:
+        """A peer that hangs without closing: connections (old and new) are accepted and kept, but no
+        byte is forwarded either way until resume()."""
+        self._flowing.clear()
+
+    async def resume(self) -> None:
+        self._flowing.set()
 
     async def cut(self) -> None:
         server, self._server = self._server, None
@@ -76,6 +88,7 @@ class TcpProxy:
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         try:
             while data := await src.read(65536):
+                await self._flowing.wait()
                 dst.write(data)
                 await dst.drain()
         except (OSError, asyncio.IncompleteReadError):
