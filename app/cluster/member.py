@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from typing import Any, Protocol, Self
@@ -64,6 +65,7 @@ class ClusterMember:
         lookup: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self.name = name
+        self.instance = uuid.uuid4().hex[:16]  # this process (two under one name are refused)
         self.capacity = capacity
         self.ttl_s = ttl_s
         self.renew_s = ttl_s / 3
@@ -149,6 +151,12 @@ class ClusterMember:
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        try:
+            await self._claim_name()
+        except BaseException:
+            if self._engine is not None:
+                await self._engine.dispose()
+            raise
         self._manager.govern(self)
         try:
             await self._renew()
@@ -190,6 +198,36 @@ class ClusterMember:
         if self._engine is not None:
             await self._engine.dispose()
         log.info("cluster member %s stopped", self.name)
+
+    async def _claim_name(self) -> None:
+        """Refuse to run beside another live process under the same node name (each would release the
+        other's leases as orphans). A live heartbeat of another instance may be this node's previous
+        process, killed a moment ago: refused only when that heartbeat still moves 1.5 periods later."""
+        try:
+            first = await self._name_holder()
+            if first is None:
+                return
+            await asyncio.sleep(1.5 * self.renew_s)
+            again = await self._name_holder()
+        except Exception as exc:  # the database is away: the loops retry, nothing to compare with
+            self._note_failure(exc)
+            return
+        if again is not None and again != first:
+            raise NodeNameTaken(
+                f"another Argus process runs as cluster node {self.name!r} (its heartbeat is live): "
+                "give each process its own ARGUS_NODE_NAME (default: the host name)"
+            )
+
+    async def _name_holder(self) -> tuple[str, datetime] | None:
+        """(instance, heartbeat) of another process's live heartbeat under this name, else None."""
+        async with self._db(), self._sessionmaker() as session:
+            node = (await ClusterRepository(session).snapshot(self.ttl_s)).nodes.get(self.name)
+        if node is None or not node.up:
+            return None
+        instance = node.load.get("instance")
+        if not isinstance(instance, str) or instance == self.instance:
+            return None
+        return instance, node.heartbeat_at
 
     def wake(self) -> None:
         """Tick now (a camera was made or changed here) instead of at the next period."""
@@ -256,7 +294,11 @@ class ClusterMember:
         # a hung database counts as a failed renew
         async with self._db(), self._sessionmaker.begin() as session:
             repo = ClusterRepository(session)
-            info = {"cameras": len(book.ids()), "load": load(len(book.ids()), self.capacity)}
+            info = {
+                "cameras": len(book.ids()),
+                "load": load(len(book.ids()), self.capacity),
+                "instance": self.instance,  # this process: another one under the same name is refused
+            }
             await repo.heartbeat(self.name, self.capacity, info, joined=not self._joined)
             renewed, lost = await self.leases.renew(repo)
         self._joined = True
@@ -379,6 +421,10 @@ class ClusterMember:
         if not self._failing:
             log.warning("cluster member %s cannot reach the database: %s", self.name, _why(exc))
         self._failing = True
+
+
+class NodeNameTaken(RuntimeError):
+    """Another live process already runs under this ARGUS_NODE_NAME."""
 
 
 def member_engine(url: str, ttl_s: float) -> AsyncEngine:

@@ -1,5 +1,5 @@
 """The member's loops on a real PostgreSQL: renews keep their period while the tick is stuck on the
-database, and long-dead nodes leave the nodes table."""
+database, long-dead nodes leave the nodes table, and one node name runs in one process at a time."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 from sqlalchemy import select
 
+from app.cluster.member import NodeNameTaken
 from app.models import Node
 from tests.support.cluster_nodes import TTL_S, Cluster, until
 from tests.support.rtsp import RtspServer
@@ -70,3 +71,26 @@ class TestForgottenNodes:
         async with a.sessionmaker() as session:
             names = set((await session.execute(select(Node.name))).scalars())
         assert names == {"a", "down"}
+
+
+class TestNodeName:
+    async def test_a_second_live_process_under_the_same_name_is_refused(self, cluster: Cluster) -> None:
+        # given
+        a = await cluster.start("a")
+        # when / then: a clear error naming the setting; the first one keeps running
+        with pytest.raises(NodeNameTaken, match="ARGUS_NODE_NAME"):
+            await cluster.start("a")
+        await a.ticks(2)
+        assert cluster.nodes["a"] is a
+
+    async def test_a_restart_after_a_crash_takes_the_name_back(self, cluster: Cluster) -> None:
+        # given: a process of b vanished without leaving (its heartbeat still live, no longer moving)
+        b = await cluster.start("b")
+        b.member.pause()  # renews stop: as dead as a killed process for the database
+        # when: a new process starts under the same name
+        cluster.nodes.pop("b")
+        again = await cluster.start("b")
+        # then
+        await again.ticks(1)
+        assert again.member.instance != b.member.instance
+        await b.stop()
