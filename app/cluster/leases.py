@@ -80,7 +80,10 @@ class Leases:
     async def acquire(self, camera_id: int) -> int | None:
         sent = self.book.clock()
         async with self._sessionmaker.begin() as session:
-            token = await ClusterRepository(session).acquire(camera_id, self.node, self.book.ttl_s)
+            repo = ClusterRepository(session)
+            token = await repo.acquire(camera_id, self.node, self.book.ttl_s)
+            if token is not None:  # a former owner that died left them open: never open forever
+                await repo.close_former_events(camera_id, token)
         if token is not None:
             self.book.add(camera_id, token, sent)
         return token

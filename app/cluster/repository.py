@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from app.cluster.assignment import CameraView, LeaseView, NodeView, Snapshot
 from app.kit.repository import RepositoryBase
-from app.models import Camera, CameraLease, Node
+from app.models import Camera, CameraLease, Event, Node
 
 
 class ClusterRepository(RepositoryBase[CameraLease]):
@@ -98,6 +98,17 @@ class ClusterRepository(RepositoryBase[CameraLease]):
             .returning(CameraLease.token)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def close_former_events(self, camera_id: int, token: int) -> int:
+        """End the camera's events a former owner left open (older token: it died before its
+        pipeline's stop closed them); called in the transaction that acquires `token`."""
+        stmt = (
+            update(Event)
+            .where(Event.camera_id == camera_id, Event.ended_at.is_(None), Event.fence < token)
+            .values(ended_at=func.now(), updated_at=func.now())
+        )
+        result = await self.session.execute(stmt)
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def release(self, camera_id: int, node: str, token: int) -> bool:
         stmt = (

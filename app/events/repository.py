@@ -73,17 +73,13 @@ class EventRepository(RepositoryBase[Event]):
         """Cluster mode: leave out rows whose camera lease has moved on since their pipeline wrote them
         (a former owner's late writes). FOR SHARE holds the lease rows until this transaction ends, so no
         node can acquire one of these cameras between the check and the write. Unfenced rows pass.
-
-        One stale write passes: the close of an event the former owner stored and left open (its
-        pipeline's stop closes its episodes after the camera moved on): it only ends a row that exists,
-        never makes one, so no event stays open forever."""
+        (The events a former owner left open were closed by the node that acquired the camera:
+        app.cluster.repository.close_former_events.)"""
         fenced = {r["camera_id"] for r in rows if r.get("fence") is not None}
         if not fenced:
             return rows
         tokens = await self.lease_tokens(fenced)
-        current = [r for r in rows if r.get("fence") is None or tokens.get(r["camera_id"]) == r["fence"]]
-        closes = await self._closable([r for r in rows if r not in current])
-        kept = [r for r in rows if r in current or r["id"] in closes]
+        kept = [r for r in rows if r.get("fence") is None or tokens.get(r["camera_id"]) == r["fence"]]
         if len(kept) < len(rows):
             stale = [r for r in rows if r not in kept]
             EVENTS_FENCED.inc(len(stale))
@@ -93,20 +89,6 @@ class EventRepository(RepositoryBase[Event]):
                 sorted({r["camera_id"] for r in stale}),
             )
         return kept
-
-    async def _closable(self, stale: Sequence[dict[str, Any]]) -> set[str]:
-        """Ids of the stale rows that close a stored, still open event of the same (former) owner; the
-        rows stay locked until this transaction ends."""
-        closing = {r["id"]: r["fence"] for r in stale if r.get("ended_at") is not None}
-        if not closing:
-            return set()
-        found = await self.session.execute(
-            select(Event.id, Event.fence)
-            .where(Event.id.in_(sorted(closing)), Event.ended_at.is_(None))
-            .order_by(Event.id)
-            .with_for_update()
-        )
-        return {eid for eid, fence in found.all() if fence == closing[eid]}
 
     async def lease_tokens(self, camera_ids: Collection[int]) -> dict[int, int]:
         """The cameras' current lease tokens, their rows held FOR SHARE until this transaction ends (no

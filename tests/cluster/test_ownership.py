@@ -37,7 +37,7 @@ async def stored(node: ClusterNode, event_id: str) -> Event | None:
 
 
 class TestFencing:
-    async def test_a_former_owners_late_writes_are_refused_but_its_open_events_close(
+    async def test_a_former_owners_late_writes_are_refused(
         self, cluster: Cluster, cameras_rtsp: RtspServer, tmp_path: Path
     ) -> None:
         # given: the owner's logger writes an event with the camera's token
@@ -55,6 +55,8 @@ class TestFencing:
             await until(lambda: other.member.fence(cid) is not None, 20, "the other member holds it")
             new = other.member.fence(cid)
             assert new == old + 1
+            # (the event the old owner left open was closed by the new owner as it acquired the camera)
+            assert (row := await stored(owner, opened.id)) is not None and row.ended_at is not None
             refused_before = EVENTS_FENCED._value.get()
             late = NewEvent(cid, "anomaly", Severity.high, datetime.now(UTC), fence=old)
             logger.log(late)
@@ -62,16 +64,32 @@ class TestFencing:
             logger.log(never_stored.evolve(phase=Phase.close, ended_at=datetime.now(UTC)))
             logger.log(opened.evolve(phase=Phase.close, ended_at=datetime.now(UTC)))
             await logger.flush()
-            # then: no new event is stored (open or closed), but the event it left open is closed (its
-            # pipeline's stop: never open forever); the new owner's token is accepted
+            # then: none of the three is stored (a new event, a close, the event's own close); the new
+            # owner's token is accepted
             assert await stored(owner, late.id) is None
             assert await stored(owner, never_stored.id) is None
-            assert (row := await stored(owner, opened.id)) is not None and row.ended_at is not None
-            assert EVENTS_FENCED._value.get() == refused_before + 2
+            assert EVENTS_FENCED._value.get() == refused_before + 3
             current = NewEvent(cid, "anomaly", Severity.high, datetime.now(UTC), fence=new)
             logger.log(current)
             await logger.flush()
             assert await stored(owner, current.id) is not None
+        assert cluster.overlaps == []
+
+    async def test_events_a_dead_owner_left_open_are_closed_by_the_next_owner(
+        self, cluster: Cluster, cameras_rtsp: RtspServer, tmp_path: Path
+    ) -> None:
+        # given: the owner stored an open event with its token
+        cid, owner, other = await two_members_one_camera(cluster, cameras_rtsp)
+        async with AsyncEventLogger(owner.sessionmaker, tmp_path / "spill", flush_size=1) as logger:
+            opened = NewEvent(cid, "anomaly", Severity.high, datetime.now(UTC), fence=owner.member.fence(cid))
+            logger.log(opened)
+            await logger.flush()
+        assert (row := await stored(owner, opened.id)) is not None and row.ended_at is None
+        # when: the owner hangs (never renews, never writes again) and the other member takes over
+        owner.member.pause()
+        await until(lambda: other.member.fence(cid) is not None, 30, "the other member holds it")
+        # then: the event it left open is closed
+        assert (row := await stored(other, opened.id)) is not None and row.ended_at is not None
         assert cluster.overlaps == []
 
 
