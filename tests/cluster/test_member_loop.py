@@ -1,16 +1,27 @@
 """The member's loops on a real PostgreSQL: renews keep their period while the tick is stuck on the
-database, long-dead nodes leave the nodes table, and one node name runs in one process at a time."""
+database, long-dead nodes leave the nodes table, one node name runs in one process at a time, and a
+slow pipeline stop never holds up another camera's."""
 
 from __future__ import annotations
 
 import asyncio
+from contextlib import AsyncExitStack
+from pathlib import Path
 
 import asyncpg
 import pytest
 from sqlalchemy import select
 
+from app.analyzers.registry import AnalyzerRegistry
+from app.cameras.config import CameraConfig
+from app.cameras.manager import MultiCameraManager
+from app.cameras.pipeline import PipelineDeps
 from app.cluster.member import NodeNameTaken
+from app.events.bus import EventBus
+from app.inference.pool import ResourcePool
+from app.live.hub import LiveHub
 from app.models import Node
+from tests.conftest import make_settings
 from tests.support.cluster_nodes import TTL_S, Cluster, until
 from tests.support.rtsp import RtspServer
 from tests.support.services import asyncpg_dsn
@@ -94,3 +105,41 @@ class TestNodeName:
         await again.ticks(1)
         assert again.member.instance != b.member.instance
         await b.stop()
+
+
+class TestStops:
+    async def test_a_slow_stop_never_holds_up_another_cameras_stop(
+        self, cameras_rtsp: RtspServer, tmp_path: Path
+    ) -> None:
+        # given: one camera on a server that accepts and never answers (its stop waits on FFmpeg's
+        # open, bounded only by open_timeout_s), one on a real stream
+        held: list[asyncio.StreamWriter] = []
+
+        async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        settings = make_settings(tmp_path, open_timeout_s=120.0)
+        async with AsyncExitStack() as stack:
+            pool = await stack.enter_async_context(ResourcePool.from_settings(settings))
+            hub = await stack.enter_async_context(LiveHub(settings.live_fps))
+            deps = PipelineDeps(settings, pool, EventBus(), hub, AnalyzerRegistry())
+            manager = await stack.enter_async_context(MultiCameraManager(deps))
+            silent_url = f"rtsp://127.0.0.1:{port}/x"
+            await manager.apply(CameraConfig(1, "silent", silent_url, vad={"enabled": False}))
+            await manager.apply(CameraConfig(2, "real", cameras_rtsp.url(1), vad={"enabled": False}))
+            await until(lambda: held, 20, "the silent camera connected")
+            # when: the silent camera's stop hangs in its open
+            slow = asyncio.create_task(manager.remove(1))
+            await until(lambda: manager.get(1) is None, 10, "the silent camera left the manager")
+            # then: the other camera stops meanwhile, and the silent one once its server goes
+            async with asyncio.timeout(60):  # far below the silent open's bound (a hang, not a wait)
+                await manager.remove(2)
+            assert manager.get(2) is None
+            assert not slow.done()
+            for writer in held:
+                writer.close()
+            server.close()
+            await slow
+            assert manager.camera_ids() == set()
