@@ -1,11 +1,15 @@
 """ClusterMember: this node's part in a cluster; the one owner of its heartbeat, leases and camera choice.
 
-Every renew period (TTL / 3) one tick, in one transaction: heartbeat, a lease row for new cameras, renew
-the leases held here, read nodes + leases + cameras. Then, each in its own statement: give back what
-plan() says (pipeline stopped first, then the lease released), acquire what it says (then the pipeline
-starts with the new fencing token), and restart held cameras whose row changed (camera CRUD on any node).
-A second task, the watchdog, stops every camera whose lease could expire before it is renewed (see
-app.cluster.leases): it never waits on the database, so a hung connection cannot keep a camera running.
+Three tasks, on the member's own small connection pool (member_engine):
+- renew, every renew period (TTL / 3) measured from each start: heartbeat + renew the leases held here,
+  in one short transaction of their own; nothing else ever delays it.
+- tick, every renew period or when woken (camera CRUD): a lease row for new cameras, read nodes + leases
+  + cameras, then, each in its own statement: give back what plan() says (pipeline stopped first, then
+  the lease released), acquire what it says (at most max_takes; then the pipeline starts with the new
+  fencing token), and restart held cameras whose row changed (camera CRUD on any node); no new give-back,
+  take or restart once half a renew period is spent, and every database call is bounded by a period.
+- watchdog: stops every camera whose lease could expire before it is renewed (see app.cluster.leases):
+  it never waits on the database, so a hung connection cannot keep a camera running.
 """
 
 from __future__ import annotations
