@@ -33,6 +33,7 @@ from app.metrics import LOGGER_BUFFER, LOGGER_FLUSH, LOGGER_SPILLED
 
 log = logging.getLogger("argus.event_logger")
 
+
 def collapse(events: list[NewEvent]) -> list[NewEvent]:
     """One row per id: the latest version, merged as the upsert would (EventRepository.upsert_many)."""
     latest: dict[str, NewEvent] = {}
