@@ -21,6 +21,7 @@ from typing import Any, Self
 
 from redis.asyncio import Redis
 
+from app.cluster.channel import listen_forever
 from app.cluster.keys import Keys
 from app.events.types import NewEvent
 from app.kit.tasks import cancel_and_wait, spawn
@@ -112,22 +113,12 @@ class EventFanout:
     # -- other nodes' side --
 
     async def _listen(self) -> None:
-        while True:
-            try:
-                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(self.keys.events)
-                    self._ready.set()
-                    while True:
-                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
-                        if message is not None and message.get("type") == "message":
-                            self.receive(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._ready.clear()
-                self.last_error = f"listen: {type(exc).__name__}: {exc}"
-                log.warning("cluster fan-out: %s; resubscribing in 1 s", self.last_error)
-                await asyncio.sleep(1.0)
+        await listen_forever(
+            self._redis, self.keys.events, self.receive, self._ready, "cluster fan-out", self._listen_failed
+        )
+
+    def _listen_failed(self, exc: BaseException) -> None:
+        self.last_error = f"listen: {type(exc).__name__}: {exc}"
 
     def receive(self, payload: bytes | str) -> None:
         try:

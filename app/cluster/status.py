@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from app.cameras.schemas import CameraStatus
+from app.cluster.channel import listen_forever
 from app.cluster.keys import Keys
 from app.kit.tasks import cancel_and_wait, spawn
 
@@ -130,21 +131,9 @@ class StatusBoard:
             log.warning("cluster status: change of camera %s not announced: %s", camera_id, exc)
 
     async def _listen(self) -> None:
-        while True:
-            try:
-                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(self.keys.camera_changes)
-                    self._ready.set()
-                    while True:
-                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
-                        if message is not None and message.get("type") == "message":
-                            self.receive(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._ready.clear()
-                log.warning("cluster status: change channel: %s; resubscribing in 1 s", exc)
-                await asyncio.sleep(1.0)
+        await listen_forever(
+            self._redis, self.keys.camera_changes, self.receive, self._ready, "cluster status: change channel"
+        )
 
     def receive(self, payload: bytes | str) -> None:
         text = payload.decode() if isinstance(payload, bytes) else payload
