@@ -65,36 +65,44 @@ class AnalyzerRunner:
         skipped: dict[str, str] = {}
         timings: dict[str, float] = {}
         running: dict[asyncio.Task[tuple[Observation, float]], str] = {}
-        while pending or running:
-            for name, a in list(pending.items()):
-                failed = [d for d in a.depends if d in skipped]
-                if failed:
-                    del pending[name]
-                    self._skip(frame, name, "dependency", skipped)
-                elif all(d in done for d in a.depends):
-                    del pending[name]
-                    if a.depends:
-                        self.tracer.sync_delay(frame.id, (time.perf_counter() - started) * 1000, a.depends)
-                    deps = {d: done[d] for d in a.depends}
-                    task = asyncio.ensure_future(self._timed(a, frame, deps))
-                    running[task] = name
-            if not running:
-                break
-            finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in finished:
-                name = running.pop(task)
-                try:
-                    obs, ms = task.result()
-                except TimeoutError:
-                    self._skip(frame, name, "timeout", skipped)
-                    timings[name] = self.budget_s * 1000
-                except Exception:
-                    log.warning("analyzer %s failed on frame %s", name, frame.id, exc_info=True)
-                    self._skip(frame, name, "error", skipped)
-                else:
-                    done[name] = obs
-                    timings[name] = ms
-                    self.tracer.timing(f"analyzer.{name}", frame.id, ms, len(running))
+        try:
+            while pending or running:
+                for name, a in list(pending.items()):
+                    failed = [d for d in a.depends if d in skipped]
+                    if failed:
+                        del pending[name]
+                        self._skip(frame, name, "dependency", skipped)
+                    elif all(d in done for d in a.depends):
+                        del pending[name]
+                        if a.depends:
+                            waited_ms = (time.perf_counter() - started) * 1000
+                            self.tracer.sync_delay(frame.id, waited_ms, a.depends)
+                        deps = {d: done[d] for d in a.depends}
+                        task = asyncio.ensure_future(self._timed(a, frame, deps))
+                        running[task] = name
+                if not running:
+                    break
+                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    name = running.pop(task)
+                    try:
+                        obs, ms = task.result()
+                    except TimeoutError:
+                        self._skip(frame, name, "timeout", skipped)
+                        timings[name] = self.budget_s * 1000
+                    except Exception:
+                        log.warning("analyzer %s failed on frame %s", name, frame.id, exc_info=True)
+                        self._skip(frame, name, "error", skipped)
+                    else:
+                        done[name] = obs
+                        timings[name] = ms
+                        self.tracer.timing(f"analyzer.{name}", frame.id, ms, len(running))
+        finally:
+            # the camera stopping cancels run(): stop the analyzers still busy with this frame, and take
+            # their outcome so none ends as "Task exception was never retrieved"
+            for task in running:
+                task.cancel()
+                task.add_done_callback(_consume)
         return FrameResult(done, skipped, timings)
 
     async def _timed(
@@ -122,3 +130,8 @@ class AnalyzerRunner:
             except Exception:
                 log.exception("analyzer %s failed to finish", a.name)
         return tuple(findings)
+
+
+def _consume(task: asyncio.Task[tuple[Observation, float]]) -> None:
+    if not task.cancelled():
+        task.exception()

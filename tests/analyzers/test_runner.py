@@ -128,3 +128,23 @@ class TestTracer:
         normal = Tracer("normal", tmp_path / "n")
         normal.sync_delay("1:1", 1.0, ["a"])
         assert normal.path is None  # sync_delay is verbose-only
+
+
+class TestCancelled:
+    async def test_a_camera_stopping_mid_frame_stops_the_busy_analyzers(self) -> None:
+        # given an analyzer still busy with a frame when the camera stops
+        busy = Probe("slow", gate=asyncio.Event())
+        runner = AnalyzerRunner([busy], budget_ms=60_000)
+        run = asyncio.ensure_future(runner.run(frame()))
+        await busy.started.wait()
+        inner = [t for t in asyncio.all_tasks() if t is not run and "_timed" in repr(t.get_coro())]
+
+        # when the frame's run is cancelled
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+        # then the analyzer's task is cancelled too (not left to time out with nobody to take its error)
+        assert len(inner) == 1
+        await asyncio.sleep(0)
+        assert inner[0].cancelled()
