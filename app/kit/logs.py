@@ -18,8 +18,8 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class JsonFormatter(logging.Formatter):
-    """{"ts", "level", "logger", "message"} plus "camera_id" when the record carries one
-    (`extra={"camera_id": ...}`) and "exc_info" / "stack_info" when it has them."""
+    """{"ts", "level", "logger", "message"} plus "camera_id" when the record carries one and
+    "exc_info" / "stack_info" when it has them."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
@@ -28,7 +28,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        camera_id = getattr(record, "camera_id", None)
+        camera_id = camera_of(record)
         if camera_id is not None:
             line["camera_id"] = camera_id
         if record.exc_info:
@@ -38,6 +38,20 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             line["stack_info"] = mask_text(self.formatStack(record.stack_info))
         return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def camera_of(record: logging.LogRecord) -> int | None:
+    """`extra={"camera_id": ...}`, or the house convention every per-camera line follows: a message that
+    starts "camera %s" with the id as its first argument (pipelines, sources, recorders, VAD, leases)."""
+    given = getattr(record, "camera_id", None)
+    if given is not None:
+        return int(given)
+    args, msg = record.args, record.msg
+    if isinstance(args, tuple) and args and isinstance(msg, str) and msg.startswith("camera %s"):
+        first = args[0]
+        if isinstance(first, int) and not isinstance(first, bool):
+            return first
+    return None
 
 
 def formatter_for(log_format: LogFormat) -> logging.Formatter:

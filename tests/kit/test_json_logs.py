@@ -55,6 +55,16 @@ def test_a_url_with_user_and_password_is_masked_as_in_text(
     assert "hunter2" not in as_json.getvalue() and "abc" not in as_json.getvalue()
 
 
+def test_a_camera_line_names_its_camera(streams: tuple[logging.Logger, io.StringIO, io.StringIO]) -> None:
+    # per-camera lines start "camera %s" with the id first (pipelines, sources, recorders): no extra= needed
+    log, as_json, _ = streams
+    log.info("camera %s (%s) started: %s", 12, "gate", "rtsp://u:p4ss@10.0.0.9/s")
+    log.info("camera %s is a name, not an id", "lobby")
+    named, unnamed = lines(as_json)
+    assert named["camera_id"] == 12 and "p4ss" not in str(named["message"])
+    assert "camera_id" not in unnamed
+
+
 def test_an_exception_is_one_line_with_its_traceback_masked(
     streams: tuple[logging.Logger, io.StringIO, io.StringIO],
 ) -> None:
